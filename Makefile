@@ -1,0 +1,54 @@
+# Everything a fresh machine needs goes through these targets.
+#   make demo   - create .venv, install, build the C++ core, run the main job
+#   make test   - the same set-up, then the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+BUILD_FLAGS := --no-build-isolation --no-deps
+SOURCES := $(shell find cpp python cmake -type f -not -name '*.pyc' 2>/dev/null) CMakeLists.txt pyproject.toml
+
+.PHONY: demo test bench lint build test-sanitize clean model
+
+$(VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "scikit-build-core>=0.10" "pybind11>=2.13" cmake ninja numpy setuptools wheel
+	$(PIP) install --no-build-isolation ".[test]"
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps $(SOURCES)
+	$(PIP) install $(BUILD_FLAGS) .
+	touch $@
+
+build: $(VENV)/.built
+
+demo: build
+	$(PY) -m secondopinion demo
+
+test: build
+	$(PY) -m pytest tests -q
+
+bench: build
+	$(PY) -m pytest benchmarks -q --benchmark-columns=median,ops,rounds --benchmark-sort=name
+
+lint: $(VENV)/.deps
+	$(PY) -m ruff check python tests benchmarks tools
+	$(PY) -m ruff format --check python tests benchmarks tools
+
+# Core tests under AddressSanitizer + UndefinedBehaviorSanitizer: a separate
+# venv and build directory, the ASan runtime preloaded into Python.
+SAN_VENV := .venv-sanitize
+test-sanitize: $(VENV)/.deps
+	test -d $(SAN_VENV) || $(PYTHON) -m venv --system-site-packages $(SAN_VENV)
+	$(SAN_VENV)/bin/pip --disable-pip-version-check -q install "scikit-build-core>=0.10" "pybind11>=2.13" cmake ninja numpy pytest hypothesis onnxruntime tokenizers tqdm
+	$(SAN_VENV)/bin/pip --disable-pip-version-check -q install $(BUILD_FLAGS) \
+	  --config-settings=build-dir=build/sanitize \
+	  --config-settings=cmake.define.SECONDOPINION_SANITIZE=ON \
+	  --config-settings=cmake.build-type=RelWithDebInfo .
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" $(SANITIZE_TESTS)
+
+clean:
+	rm -rf build $(VENV) $(SAN_VENV)

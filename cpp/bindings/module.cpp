@@ -1,0 +1,12 @@
+// The one extension module, secondopinion._core. Each bind_*.cpp file binds one
+// concept of the C++ core; this file only wires them together.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_runtime(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "secondopinion's C++ core (see cpp/include/secondopinion for the C++ API)";
+  bind_runtime(m);
+}

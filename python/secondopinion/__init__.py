@@ -1,0 +1,17 @@
+"""secondopinion: two-stage retrieval for RAG with a C++ core.
+
+Stage 1 (BM25 + vector search, fused) casts a wide net; stage 2 re-judges the
+candidates with a cross-encoder, and a gate keeps what clears a relevance floor
+or refuses when nothing does.
+"""
+
+from __future__ import annotations
+
+from ._runtime import runtime_version
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "runtime_version",
+]
