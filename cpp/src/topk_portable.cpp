@@ -1,50 +1,71 @@
-#include <algorithm>
-#include <cmath>
-#include <utility>
-#include <vector>
+// The portable top-k kernel: the shared algorithm with a scan that needs no
+// instruction set beyond the compiler's baseline.
+#include <cstring>
 
 #include "secondopinion/topk.hpp"
+#include "topk_select.hpp"
 
 namespace secondopinion {
 
+namespace topk_detail {
+
 namespace {
-// "a ranks before b": higher score first, lower index on ties.
-inline bool ranks_before(const std::pair<float, std::int64_t>& a,
-                         const std::pair<float, std::int64_t>& b) {
-  return a.first > b.first || (a.first == b.first && a.second < b.second);
+
+constexpr std::size_t kBlock = 16;
+
+// Does any of p[0, kBlock) exceed threshold? GCC and Clang's generic vectors
+// compile to the baseline instruction set (SSE2 on x86-64, NEON on arm64);
+// a plain loop here is left scalar by GCC ("control flow in loop").
+inline bool any_greater(const float* p, float threshold) {
+#if defined(__GNUC__)
+  typedef float Vec4 __attribute__((vector_size(16)));
+  typedef int Mask4 __attribute__((vector_size(16)));
+  const Vec4 t = {threshold, threshold, threshold, threshold};
+  Mask4 any = {0, 0, 0, 0};
+  for (std::size_t j = 0; j < kBlock; j += 4) {
+    Vec4 v;
+    std::memcpy(&v, p + j, sizeof v);  // unaligned load
+    any |= v > t;                      // ordered compare: NaN lanes stay 0
+  }
+  return (any[0] | any[1] | any[2] | any[3]) != 0;
+#else
+  bool any = false;
+  for (std::size_t j = 0; j < kBlock; ++j) any |= p[j] > threshold;
+  return any;
+#endif
 }
+
 }  // namespace
+
+std::size_t filter_greater_portable(const float* scores, std::size_t begin, std::size_t end,
+                                    float threshold, Candidate* out, std::size_t* count,
+                                    std::size_t capacity) {
+  // Blocks let the compiler vectorise the common case: nothing in the block
+  // beats the threshold.
+  std::size_t c = *count;
+  std::size_t i = begin;
+  for (; i + kBlock <= end && c + kBlock <= capacity; i += kBlock) {
+    if (!any_greater(scores + i, threshold)) continue;
+    // Branch-free: write every value, keep the survivors (room for a whole
+    // block is guaranteed). Early on about half survive, which a branch mispredicts.
+    for (std::size_t j = 0; j < kBlock; ++j) {
+      out[c] = {scores[i + j], static_cast<std::int64_t>(i + j)};
+      c += scores[i + j] > threshold ? 1 : 0;
+    }
+  }
+  for (; i < end && c < capacity; ++i) {
+    if (scores[i] > threshold) out[c++] = {scores[i], static_cast<std::int64_t>(i)};
+  }
+  *count = c;
+  return i;
+}
+
+}  // namespace topk_detail
 
 std::size_t topk_portable(const float* scores, std::size_t n, std::size_t k,
                           std::int64_t* out_index, float* out_score) {
-  if (k == 0 || n == 0) return 0;
-  // A min-heap (by rank) of the best k seen; its top is the current k-th best,
-  // the threshold a new value must beat. Most values fail that one compare.
-  std::vector<std::pair<float, std::int64_t>> heap;
-  heap.reserve(std::min(k, n));
-  for (std::size_t i = 0; i < n; ++i) {
-    const float s = scores[i];
-    if (std::isnan(s)) continue;
-    if (heap.size() < k) {
-      heap.emplace_back(s, static_cast<std::int64_t>(i));
-      std::push_heap(heap.begin(), heap.end(), ranks_before);
-    } else if (s > heap.front().first) {  // equal score loses: its index is higher
-      std::pop_heap(heap.begin(), heap.end(), ranks_before);
-      heap.back() = {s, static_cast<std::int64_t>(i)};
-      std::push_heap(heap.begin(), heap.end(), ranks_before);
-    }
-  }
-  std::sort(heap.begin(), heap.end(), ranks_before);
-  for (std::size_t j = 0; j < heap.size(); ++j) {
-    out_score[j] = heap[j].first;
-    out_index[j] = heap[j].second;
-  }
-  return heap.size();
-}
-
-std::size_t topk(const float* scores, std::size_t n, std::size_t k, std::int64_t* out_index,
-                 float* out_score) {
-  return topk_portable(scores, n, k, out_index, out_score);
+  return topk_detail::topk_select(scores, n, k, out_index, out_score,
+                                  topk_detail::filter_greater_portable);
 }
 
 }  // namespace secondopinion
