@@ -8,10 +8,14 @@ or refuses when nothing does.
 from __future__ import annotations
 
 from ._runtime import runtime_version
+from .topk import simd_level, topk, topk_batch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "runtime_version",
+    "simd_level",
+    "topk",
+    "topk_batch",
 ]
