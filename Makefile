@@ -48,7 +48,7 @@ test-sanitize: $(VENV)/.deps
 	  --config-settings=cmake.build-type=RelWithDebInfo .
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" $(SANITIZE_TESTS)
+	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --capture=sys -m "not slow" $(SANITIZE_TESTS)
 
 clean:
 	rm -rf build $(VENV) $(SAN_VENV)

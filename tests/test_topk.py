@@ -242,6 +242,23 @@ def test_numpy_integer_k_is_accepted():
     assert index.tolist() == [4, 3]
 
 
+def test_huge_k_is_clamped():
+    index, score = secondopinion.topk(np.array([1.0, 3.0], dtype=np.float32), 10**30)
+    assert index.tolist() == [1, 0]
+    index, _ = secondopinion.topk_batch(np.array([[1.0, 3.0]], dtype=np.float32), 2**64)
+    assert index.tolist() == [[1, 0]]
+
+
+def test_too_many_scores_raise_before_any_copy():
+    # A zero-stride view: 2**32 float64 "values" without 32 GiB of memory; the
+    # wrapper must refuse it before converting (copying) anything.
+    huge = np.broadcast_to(np.float64(1.0), (topk_module.MAX_SCORES + 1,))
+    with pytest.raises(ValueError, match="at most 4294967295"):
+        secondopinion.topk(huge, 1)
+    with pytest.raises(ValueError, match="per row"):
+        secondopinion.topk_batch(huge.reshape(1, -1), 1)
+
+
 def test_negative_k_raises_value_error():
     with pytest.raises(ValueError, match="k must be >= 0"):
         secondopinion.topk(np.zeros(4, dtype=np.float32), -1)

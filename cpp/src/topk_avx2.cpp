@@ -11,7 +11,7 @@ namespace secondopinion {
 namespace topk_detail {
 
 std::size_t filter_greater_avx2(const float* scores, std::size_t begin, std::size_t end,
-                                float threshold, Candidate* out, std::size_t* count,
+                                float threshold, std::uint64_t* out, std::size_t* count,
                                 std::size_t capacity) {
   // 32 values per step: four independent compares keep the loads in flight; the
   // survivors' bit mask is walked only when a block has any.
@@ -33,12 +33,12 @@ std::size_t filter_greater_avx2(const float* scores, std::size_t begin, std::siz
     unsigned mask = m0 | (m1 << 8) | (m2 << 16) | (m3 << 24);
     while (mask != 0) {
       const unsigned j = static_cast<unsigned>(__builtin_ctz(mask));
-      out[c++] = {p[j], static_cast<std::int64_t>(i + j)};
+      out[c++] = make_key(p[j], i + j);
       mask &= mask - 1;
     }
   }
   for (; i < end && c < capacity; ++i) {
-    if (scores[i] > threshold) out[c++] = {scores[i], static_cast<std::int64_t>(i)};
+    if (scores[i] > threshold) out[c++] = make_key(scores[i], i);
   }
   *count = c;
   return i;

@@ -11,7 +11,7 @@ namespace secondopinion {
 namespace topk_detail {
 
 std::size_t filter_greater_avx512(const float* scores, std::size_t begin, std::size_t end,
-                                  float threshold, Candidate* out, std::size_t* count,
+                                  float threshold, std::uint64_t* out, std::size_t* count,
                                   std::size_t capacity) {
   // 64 values per step (four zmm compares); the combined 64-bit survivor mask
   // is walked only when a block has any, which on random data is rare.
@@ -30,7 +30,7 @@ std::size_t filter_greater_avx512(const float* scores, std::size_t begin, std::s
     std::uint64_t mask = m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
     while (mask != 0) {
       const unsigned j = static_cast<unsigned>(__builtin_ctzll(mask));
-      out[c++] = {p[j], static_cast<std::int64_t>(i + j)};
+      out[c++] = make_key(p[j], i + j);
       mask &= mask - 1;
     }
   }
@@ -44,7 +44,7 @@ std::size_t filter_greater_avx512(const float* scores, std::size_t begin, std::s
     unsigned mask = _mm512_mask_cmp_ps_mask(live, v, t, _CMP_GT_OQ);
     while (mask != 0) {
       const unsigned j = static_cast<unsigned>(__builtin_ctz(mask));
-      out[c++] = {scores[i + j], static_cast<std::int64_t>(i + j)};
+      out[c++] = make_key(scores[i + j], i + j);
       mask &= mask - 1;
     }
     i += left >= kLanes ? kLanes : left;

@@ -38,7 +38,7 @@ inline bool any_greater(const float* p, float threshold) {
 }  // namespace
 
 std::size_t filter_greater_portable(const float* scores, std::size_t begin, std::size_t end,
-                                    float threshold, Candidate* out, std::size_t* count,
+                                    float threshold, std::uint64_t* out, std::size_t* count,
                                     std::size_t capacity) {
   // Blocks let the compiler vectorise the common case: nothing in the block
   // beats the threshold.
@@ -49,12 +49,12 @@ std::size_t filter_greater_portable(const float* scores, std::size_t begin, std:
     // Branch-free: write every value, keep the survivors (room for a whole
     // block is guaranteed). Early on about half survive, which a branch mispredicts.
     for (std::size_t j = 0; j < kBlock; ++j) {
-      out[c] = {scores[i + j], static_cast<std::int64_t>(i + j)};
+      out[c] = make_key(scores[i + j], i + j);
       c += scores[i + j] > threshold ? 1 : 0;
     }
   }
   for (; i < end && c < capacity; ++i) {
-    if (scores[i] > threshold) out[c++] = {scores[i], static_cast<std::int64_t>(i)};
+    if (scores[i] > threshold) out[c++] = make_key(scores[i], i);
   }
   *count = c;
   return i;

@@ -18,12 +18,16 @@
 //    "1 in 4" test leaves random input alone: by then its running threshold
 //    admits about 1 in 8 or fewer.
 // 4. Cut to k, sort by (score desc, index asc).
+//
+// Candidates are 64-bit keys (topk_select.hpp) so every comparison in the cuts
+// and the final sort is one integer compare.
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include "topk_select.hpp"
@@ -38,15 +42,11 @@ constexpr std::size_t kSamplePerK = 16;   // sample 16 values per wanted result
 constexpr std::size_t kMinSample = 1024;
 constexpr std::size_t kSampleRun = 16;    // consecutive values per stratum: a cache line
 
-bool ranks_before(const Candidate& a, const Candidate& b) {
-  return a.score > b.score || (a.score == b.score && a.index < b.index);
-}
-
 // Keeps the best k of buffer[0, count) in buffer[0, k); returns the k-th best score.
-float cut_to_k(Candidate* buffer, std::size_t* count, std::size_t k) {
-  std::nth_element(buffer, buffer + (k - 1), buffer + *count, ranks_before);
+float cut_to_k(std::uint64_t* buffer, std::size_t* count, std::size_t k) {
+  std::nth_element(buffer, buffer + (k - 1), buffer + *count, std::greater<std::uint64_t>());
   *count = k;
-  return buffer[k - 1].score;
+  return key_score(buffer[k - 1]);
 }
 
 // A deterministic generator is enough: the sample only has to avoid lining up
@@ -88,15 +88,18 @@ std::optional<float> sample_lower_bound(const float* scores, std::size_t begin, 
 
 std::size_t topk_select(const float* scores, std::size_t n, std::size_t k,
                         std::int64_t* out_index, float* out_score, FilterFn filter) {
+  if (n > kMaxScores) {
+    throw std::length_error("topk: at most 2**32 - 1 scores per call (split the array)");
+  }
   k = std::min(k, n);
   if (k == 0) return 0;
   const std::size_t capacity = std::min(n, std::max(2 * k, k + kSlack));
-  std::unique_ptr<Candidate[]> buffer(new Candidate[capacity]);
+  std::unique_ptr<std::uint64_t[]> buffer(new std::uint64_t[capacity]);
 
   std::size_t count = 0;
   std::size_t i = 0;
   for (; i < n && count < capacity; ++i) {
-    if (!std::isnan(scores[i])) buffer[count++] = {scores[i], static_cast<std::int64_t>(i)};
+    if (!std::isnan(scores[i])) buffer[count++] = make_key(scores[i], i);
   }
 
   if (i < n) {
@@ -128,10 +131,11 @@ std::size_t topk_select(const float* scores, std::size_t n, std::size_t k,
 
   const std::size_t kept = std::min(k, count);
   if (count > kept) cut_to_k(buffer.get(), &count, kept);
-  std::sort(buffer.get(), buffer.get() + kept, ranks_before);
+  std::sort(buffer.get(), buffer.get() + kept, std::greater<std::uint64_t>());
   for (std::size_t j = 0; j < kept; ++j) {
-    out_score[j] = buffer[j].score;
-    out_index[j] = buffer[j].index;
+    const std::size_t index = key_index(buffer[j]);
+    out_index[j] = static_cast<std::int64_t>(index);
+    out_score[j] = scores[index];  // the input's own value: keeps the sign of a zero
   }
   return kept;
 }

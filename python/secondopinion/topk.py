@@ -14,8 +14,9 @@ Input policy, checked before any C++ work:
   round, and values that round to the same float32 tie (lower index first).
 * Booleans, complex numbers, strings, objects and other non-real dtypes raise
   ``TypeError``; so does a ``k`` (or ``threads``) that is not an integer.
-* Wrong dimensionality (``topk`` wants 1-D, ``topk_batch`` 2-D) and a negative
-  ``k`` raise ``ValueError``.
+* Wrong dimensionality (``topk`` wants 1-D, ``topk_batch`` 2-D), a negative
+  ``k`` and more than ``2**32 - 1`` scores per array (or per row) raise
+  ``ValueError``. A ``k`` above the number of scores is simply clamped.
 
 The kernel (AVX-512, AVX2 or portable) is chosen once per process from the
 CPU; ``SECONDOPINION_SIMD=avx512|avx2|portable`` can force a lower one (a level
@@ -31,7 +32,11 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["simd_level", "topk", "topk_batch"]
+__all__ = ["MAX_SCORES", "simd_level", "topk", "topk_batch"]
+
+#: Most scores one array (or one row of a batch) may hold: the C++ core packs
+#: an index into 32 bits of each candidate's sort key.
+MAX_SCORES = 2**32 - 1
 
 # numpy dtype kinds that are real numbers: float, signed and unsigned integers.
 _REAL_KINDS = frozenset("fiu")
@@ -50,6 +55,11 @@ def _as_float32(values: Any, name: str, ndim: int) -> np.ndarray:
         )
     if array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got an array of shape {array.shape}")
+    if array.shape[-1] > MAX_SCORES:
+        raise ValueError(
+            f"{name} holds {array.shape[-1]} scores per {'row' if ndim == 2 else 'array'}; "
+            f"at most {MAX_SCORES} are supported: split it and merge the results"
+        )
     # A no-op (no copy) for float32 C-contiguous input.
     return np.ascontiguousarray(array, dtype=np.float32)
 
@@ -75,7 +85,7 @@ def topk(scores: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     """
     k = _check_count(k, "k")
     array = _as_float32(scores, "scores", 1)
-    indices, values = _core.topk(array, k)
+    indices, values = _core.topk(array, min(k, array.shape[0]))
     return indices, values
 
 
@@ -97,5 +107,5 @@ def topk_batch(matrix: Any, k: int, threads: int | None = None) -> tuple[np.ndar
     array = _as_float32(matrix, "matrix", 2)
     # More threads than rows would only idle (and must fit the C++ unsigned).
     thread_count = min(thread_count, max(array.shape[0], 1))
-    indices, values = _core.topk_batch(array, k, thread_count)
+    indices, values = _core.topk_batch(array, min(k, array.shape[1]), thread_count)
     return indices, values

@@ -2,7 +2,8 @@
 //
 // Contract (every kernel, SIMD or not): returns min(k, number of non-NaN
 // values) entries, sorted by score descending, ties broken by the lower index;
-// NaN is never selected; +inf and -inf are ordinary values.
+// NaN is never selected; +inf and -inf are ordinary values. One call handles
+// at most 2**32 - 1 scores (std::length_error beyond: split and merge).
 //
 // Every kernel shares one algorithm (topk_select.cpp): a threshold-filtered
 // scan that compares whole vectors against the current k-th best value and
