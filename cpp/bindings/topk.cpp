@@ -32,10 +32,14 @@ py::tuple topk_1d(const Scores& scores, std::size_t k, Select select) {
   const std::size_t width = std::min(k, n);
   py::array_t<std::int64_t> index(static_cast<py::ssize_t>(width));
   py::array_t<float> score(static_cast<py::ssize_t>(width));
+  // Pointers are taken while the GIL is held; only the C++ work runs without it.
+  const float* in = scores.data();
+  std::int64_t* out_index = index.mutable_data();
+  float* out_score = score.mutable_data();
   std::size_t got;
   {
     py::gil_scoped_release release;
-    got = select(scores.data(), n, k, index.mutable_data(), score.mutable_data());
+    got = select(in, n, k, out_index, out_score);
   }
   if (got < width) {  // NaN made fewer results: shrink in place, nobody else holds them
     index.resize({static_cast<py::ssize_t>(got)}, false);
@@ -75,10 +79,12 @@ void bind_topk(py::module_& m) {
         const auto width = static_cast<py::ssize_t>(std::min(k, cols));
         py::array_t<std::int64_t> index({static_cast<py::ssize_t>(rows), width});
         py::array_t<float> score({static_cast<py::ssize_t>(rows), width});
+        const float* in = matrix.data();
+        std::int64_t* out_index = index.mutable_data();
+        float* out_score = score.mutable_data();
         {
           py::gil_scoped_release release;
-          secondopinion::topk_batch(matrix.data(), rows, cols, k, index.mutable_data(),
-                                    score.mutable_data(), nullptr, threads);
+          secondopinion::topk_batch(in, rows, cols, k, out_index, out_score, nullptr, threads);
         }
         return py::make_tuple(index, score);
       },

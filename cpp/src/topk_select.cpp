@@ -23,8 +23,8 @@
 // and the final sort is one integer compare.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -41,6 +41,9 @@ constexpr std::size_t kDenseRatio = 4;    // "frequent survivors": more than 1 i
 constexpr std::size_t kSamplePerK = 16;   // sample 16 values per wanted result
 constexpr std::size_t kMinSample = 1024;
 constexpr std::size_t kSampleRun = 16;    // consecutive values per stratum: a cache line
+
+// After every cut the filter needs room for one whole block of survivors.
+static_assert(kSlack >= kMaxFilterBlock);
 
 // Keeps the best k of buffer[0, count) in buffer[0, k); returns the k-th best score.
 float cut_to_k(std::uint64_t* buffer, std::size_t* count, std::size_t k) {
