@@ -352,6 +352,7 @@ def test_batch_many_threads_more_than_rows():
     assert_batch_matches(matrix, 4, index, score)
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux CPU affinity")
 def test_default_thread_count_is_the_usable_cpus():
     assert _core.default_thread_count() == len(os.sched_getaffinity(0))
 
