@@ -8,10 +8,13 @@ or refuses when nothing does.
 from __future__ import annotations
 
 from ._runtime import runtime_version
+from .bm25 import Analyzer, BM25Index
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "runtime_version",
+    "Analyzer",
+    "BM25Index",
 ]
