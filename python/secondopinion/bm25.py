@@ -309,7 +309,9 @@ class BM25Index:
     def _params(self, k1: float | None, b: float | None) -> tuple[float, float]:
         if k1 is None and b is None:
             return self._native.k1, self._native.b
-        return _check_params(self._native.k1 if k1 is None else k1, self._native.b if b is None else b)
+        return _check_params(
+            self._native.k1 if k1 is None else k1, self._native.b if b is None else b
+        )
 
     def _hits(self, indices: np.ndarray, scores: np.ndarray) -> Hits:
         return Hits(indices=indices, scores=scores, ids=self._ids[indices])
