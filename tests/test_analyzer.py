@@ -44,7 +44,7 @@ def test_default_pipeline():
 
 @pytest.mark.parametrize("algorithm", ["porter", "english"])
 def test_stemmer_equals_pystemmer(algorithm):
-    import Stemmer
+    Stemmer = pytest.importorskip("Stemmer")  # PyStemmer: the test extra's reference
 
     reference = Stemmer.Stemmer(algorithm)
     analyzer = Analyzer(stemmer=algorithm, stopwords=None)
@@ -179,11 +179,10 @@ def test_bad_arguments():
 
 def test_threads_share_an_analyzer():
     # Snowball stemmers are not thread-safe; each thread must get its own.
-    import Stemmer
-
     analyzer = Analyzer(stopwords=None)
     text = " ".join(WORDS * 50)
-    expected = Stemmer.Stemmer("porter").stemWords(WORDS * 50)
+    expected = analyzer.tokenize(text)
+    assert expected[:2] == ["run", "relat"]
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(analyzer.tokenize, [text] * 64))
     assert all(r == expected for r in results)

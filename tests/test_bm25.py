@@ -471,6 +471,35 @@ def test_crafted_files_with_valid_checksums_are_refused(saved, tmp_path):
     )
 
 
+def test_resealed_random_mutations_never_crash(saved, tmp_path):
+    # Past the checksum (recomputed here), any change either still forms a
+    # valid index or is refused with ValueError; never a crash. Mutations
+    # target the header, the section table and the starts of all sections.
+    _, path = saved
+    blob = path.read_bytes()
+    targets = list(range(8, 64 + 32 * 11))
+    for offset, n in _sections(blob).values():
+        targets += list(range(offset, min(len(blob), offset + min(n * 8, 64))))
+    rng = random.Random(2)
+    target = tmp_path / "mutant.bm25"
+    loaded = refused = 0
+    for _ in range(300):
+        bad = bytearray(blob)
+        for pos in rng.sample(targets, rng.randint(1, 3)):
+            bad[pos] = rng.choice([0, 1, 0x7F, 0xFF, bad[pos] ^ (1 << rng.randrange(8))])
+        target.write_bytes(bytes(_reseal(bad)))
+        try:
+            index = BM25Index.load(target, mmap=rng.random() < 0.5)
+        except ValueError:
+            refused += 1
+            continue
+        loaded += 1
+        for q in QUERIES:
+            index.search(q, 10)
+            index.scores(q)
+    assert refused > 100 and loaded > 10  # both outcomes exercised
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(FileNotFoundError):
         BM25Index.load(tmp_path / "nope.bm25")
