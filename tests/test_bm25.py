@@ -171,6 +171,8 @@ def test_hits_types_and_ids():
     assert hits.indices.dtype == np.int64 and hits.scores.dtype == np.float32
     assert hits.ids.dtype == object and hits.ids.tolist() == ["a", "b"]
     assert index.ids.tolist() == ["a", "b", "7"]
+    with pytest.raises(ValueError, match="read-only"):
+        index.ids[0] = "z"
     assert list(hits)[0][0] == "a"
 
 
@@ -292,6 +294,10 @@ def test_titles_and_dicts_index_title_with_text():
     texts = ["dosage for children", "liver safety", "in adults"]
     joined = BM25Index.build([f"{t} {x}" for t, x in zip(titles, texts, strict=True)])
     separate = BM25Index.build(texts, titles=titles)
+    untitled = BM25Index.build(texts, titles=[None, None, None])
+    np.testing.assert_array_equal(
+        untitled.scores("children"), BM25Index.build(texts).scores("children")
+    )
     pairs = list(enumerate(zip(titles, texts, strict=True)))
     dicts = BM25Index.build([{"id": f"d{i}", "title": t, "text": x} for i, (t, x) in pairs])
     beir = BM25Index.build([{"_id": f"d{i}", "title": t, "text": x} for i, (t, x) in pairs])

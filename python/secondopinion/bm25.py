@@ -207,7 +207,7 @@ def _split_documents(
         text_list = docs
         title_list = None
         if titles is not None:
-            title_list = list(titles)
+            title_list = ["" if t is None else t for t in titles]
             if len(title_list) != n:
                 raise ValueError(f"titles has {len(title_list)} entries for {n} texts")
 
@@ -243,6 +243,7 @@ class BM25Index:
 
     def __init__(self, native: Any, ids: np.ndarray) -> None:  # noqa: ANN401 - _core.BM25Index
         """Internal: use :meth:`build` or :meth:`load`."""
+        ids.flags.writeable = False  # positions are the index's; ids must not drift
         self._native = native
         self._ids = ids
 
@@ -269,7 +270,7 @@ class BM25Index:
                 corpus.jsonl). A title is indexed with its text as one document.
             ids: document ids (str, or int converted to str), distinct; they
                 override ids inside mappings. Default: the positions "0", "1", ...
-            titles: titles for string ``texts``, one per text.
+            titles: titles for string ``texts``, one per text (None for no title).
             k1, b: default BM25 parameters (each search may override them).
             stemmer, stopwords, lowercase: the :class:`Analyzer` settings, saved
                 with the index and applied to queries too.

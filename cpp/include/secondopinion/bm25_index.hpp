@@ -108,7 +108,7 @@ class Bm25Index {
 
 // Builds an index from documents added in batches. Analysis runs on `threads`
 // threads within each batch; the result does not depend on the thread count
-// or the batch sizes.
+// or the batch sizes. A builder is used by one thread at a time.
 class Bm25Builder {
  public:
   Bm25Builder(AnalyzerConfig analyzer, unsigned threads);
