@@ -110,8 +110,22 @@ std::string_view Analyzer::stem(std::string_view word) const {
 
 void Analyzer::split_impl(std::string_view text, WordCallback callback, void* context) const {
   const std::array<char, 128>& ascii = config_.lowercase ? kAscii.lower : kAscii.keep;
-  std::string word;
-  word.reserve(64);
+  // The word buffer is per thread so that analysing a query allocates
+  // nothing once warm; a callback that itself splits text (re-entry) gets a
+  // fresh buffer instead.
+  thread_local std::string shared_buffer;
+  thread_local bool shared_busy = false;
+  std::string own_buffer;
+  const bool reuse = !shared_busy;
+  std::string& word = reuse ? shared_buffer : own_buffer;
+  struct Release {
+    bool active;
+    ~Release() {
+      if (active) shared_busy = false;
+    }
+  } release{reuse};
+  shared_busy = true;
+  word.clear();
   auto flush = [&] {
     if (!word.empty()) {
       callback(context, word);
