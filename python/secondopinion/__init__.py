@@ -8,6 +8,7 @@ or refuses when nothing does.
 from __future__ import annotations
 
 from ._runtime import runtime_version
+from .bm25 import Analyzer, BM25Index
 from .topk import simd_level, topk, topk_batch
 
 __version__ = "0.1.0"
@@ -18,4 +19,6 @@ __all__ = [
     "simd_level",
     "topk",
     "topk_batch",
+    "Analyzer",
+    "BM25Index",
 ]
