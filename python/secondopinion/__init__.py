@@ -8,10 +8,12 @@ or refuses when nothing does.
 from __future__ import annotations
 
 from ._runtime import runtime_version
+from .fusion import FusedHits, fuse_rrf, fuse_weighted
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "FusedHits", "fuse_rrf", "fuse_weighted",
     "runtime_version",
 ]
