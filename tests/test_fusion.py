@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 
@@ -325,17 +326,43 @@ def test_core_checks_its_own_preconditions():
     """The C++ core refuses what the Python layer would have caught first."""
     from secondopinion import _core
 
-    ind, sc, ids = [np.array([1], np.int64)], [np.array([1.0], np.float32)], [np.array(["a"], object)]
+    ind, sc = [np.array([1], np.int64)], [np.array([1.0], np.float32)]
     with pytest.raises(ValueError, match="k must be finite"):
-        _core.fuse_rrf(ind, sc, ids, -1.0, [], 0)
+        _core.fuse_rrf(ind, sc, -1.0, [], 0)
     with pytest.raises(ValueError, match="weights"):
-        _core.fuse_weighted(ind, sc, ids, [1.0, 2.0], "minmax", 0)
+        _core.fuse_weighted(ind, sc, [1.0, 2.0], "minmax", 0)
     with pytest.raises(ValueError, match="no lists"):
-        _core.fuse_rrf([], [], [], 60.0, [], 0)
-    with pytest.raises(ValueError, match="ids must be a 1-D object array"):
-        _core.fuse_rrf(ind, sc, [np.array(["a", "b"], object)], 60.0, [], 0)
+        _core.fuse_rrf([], [], 60.0, [], 0)
     with pytest.raises(ValueError, match="norm must be"):
-        _core.fuse_weighted(ind, sc, ids, [1.0], "max", 0)
+        _core.fuse_weighted(ind, sc, [1.0], "max", 0)
+    with pytest.raises(ValueError, match="2 indices but 1 scores"):
+        _core.fuse_rrf([np.array([1, 2], np.int64)], sc, 60.0, [], 0)
+    ids = [np.array(["a", "b"], object)]
+    for lists, positions in [([1], [0]), ([0], [2]), ([0], [-1]), ([-1], [0])]:
+        with pytest.raises(ValueError, match="points outside"):
+            _core.fusion_gather_ids(ids, np.array(lists, np.int32), np.array(positions))
+    with pytest.raises(ValueError, match="1-D object array"):
+        _core.fusion_gather_ids([np.array(["a"])], np.array([0], np.int32), np.array([0]))
+
+
+def test_ids_are_gathered_once_on_first_use():
+    a = as_hits(np.array([5, 6]), np.array([2.0, 1.0]))
+    result = fuse_rrf([a])
+    first = result.ids
+    assert first is result.ids
+    assert first.tolist() == ["doc5", "doc6"]
+    copy = dataclasses.replace(result, scores=result.scores * 2)
+    assert copy.ids.tolist() == ["doc5", "doc6"] and isinstance(copy, FusedHits)
+    assert [f.name for f in dataclasses.fields(FusedHits)] == [
+        "indices",
+        "scores",
+        "ids",
+        "stage_ranks",
+        "stage_scores",
+    ]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.scores = None
+    assert "doc5" in repr(result)
 
 
 def test_results_are_the_same_from_many_threads():

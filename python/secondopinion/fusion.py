@@ -49,7 +49,7 @@ _FLOAT32 = np.dtype(np.float32)
 _OBJECT = np.dtype(object)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(frozen=True, repr=False, eq=False, init=False)
 class FusedHits(Hits):
     """Fused :class:`Hits` that remember where each document came from.
 
@@ -58,10 +58,56 @@ class FusedHits(Hits):
             1-based rank of document ``j`` in input list ``i``, 0 if absent.
         stage_scores: float32 ``[n_lists, n]``; the document's score in input
             list ``i`` as given (not normalised), NaN if absent.
+
+    ``ids`` is gathered from the input lists on first use, not during fusion:
+    taking a reference to every id object costs about as much as the fusion
+    itself, and a pipeline that cuts the fused list short never needs most of
+    them. (So an input ids array changed in place before that first use would
+    show through; Hits' arrays are meant to be left alone.)
     """
 
     stage_ranks: np.ndarray
     stage_scores: np.ndarray
+
+    def __init__(
+        self,
+        indices: np.ndarray,
+        scores: np.ndarray,
+        ids: np.ndarray | _DeferredIds,
+        stage_ranks: np.ndarray,
+        stage_scores: np.ndarray,
+    ) -> None:
+        # Frozen: fields are set around __setattr__, all at once (fusion is
+        # timed in microseconds, and this is on its path).
+        self.__dict__.update(
+            indices=indices,
+            scores=scores,
+            _ids=ids,
+            stage_ranks=stage_ranks,
+            stage_scores=stage_scores,
+        )
+
+    @property
+    def ids(self) -> np.ndarray:  # type: ignore[override]
+        ids = self._ids
+        if type(ids) is _DeferredIds:
+            ids = _core.fusion_gather_ids(ids.sources, ids.source_list, ids.source_position)
+            object.__setattr__(self, "_ids", ids)
+        return ids
+
+
+class _DeferredIds:
+    """Where each fused document's id is: list ``source_list[j]``, position
+    ``source_position[j]`` among the input id arrays ``sources``."""
+
+    __slots__ = ("sources", "source_list", "source_position")
+
+    def __init__(
+        self, sources: list[np.ndarray], source_list: np.ndarray, source_position: np.ndarray
+    ) -> None:
+        self.sources = sources
+        self.source_list = source_list
+        self.source_position = source_position
 
 
 def fuse_rrf(
@@ -84,8 +130,7 @@ def fuse_rrf(
     indices, scores, ids = _split(hits_list)
     k = _check_k(k)
     w = [] if weights is None else _check_weights(weights, len(indices))
-    result = _core.fuse_rrf(indices, scores, ids, k, w, _check_limit(limit))
-    return FusedHits(*result)
+    return _result(_core.fuse_rrf(indices, scores, k, w, _check_limit(limit)), ids)
 
 
 def fuse_weighted(
@@ -117,8 +162,14 @@ def fuse_weighted(
     w = [1.0] * len(indices) if weights is None else _check_weights(weights, len(indices))
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
-    result = _core.fuse_weighted(indices, scores, ids, w, norm, _check_limit(limit))
-    return FusedHits(*result)
+    result = _core.fuse_weighted(indices, scores, w, norm, _check_limit(limit))
+    return _result(result, ids)
+
+
+def _result(core_result: tuple, ids: list[np.ndarray]) -> FusedHits:
+    indices, scores, source_list, source_position, stage_ranks, stage_scores = core_result
+    deferred = _DeferredIds(ids, source_list, source_position)
+    return FusedHits(indices, scores, deferred, stage_ranks, stage_scores)
 
 
 def _split(
