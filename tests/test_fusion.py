@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
 
 import numpy as np
@@ -278,12 +279,15 @@ GOOD = (np.array([1, 2]), np.array([2.0, 1.0]))
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ((np.array([1, 2]), np.array([1.0, np.nan])), r"hits_list\[1\]: score at position 1 is NaN"),
+        (
+            (np.array([1, 2]), np.array([1.0, np.nan])),
+            r"hits_list\[1\]: score at position 1 is NaN",
+        ),
         ((np.array([1, 2]), np.array([1.0, 2.0])), r"hits_list\[1\]: scores are not sorted"),
         ((np.array([4, 4]), np.array([2.0, 1.0])), r"hits_list\[1\]: index 4 appears twice"),
         ((np.array([3, -1]), np.array([2.0, 1.0])), r"hits_list\[1\]: index -1 .* negative"),
         ((np.array([1, 2, 3]), np.array([2.0, 1.0])), r"hits_list\[1\]: indices \(3,\)"),
-        ((np.ones((2, 2), np.int64), np.ones((2, 2))), r"hits_list\[1\]: indices \(2, 2\).* must be 1-D"),
+        ((np.ones((2, 2), np.int64), np.ones((2, 2))), r"hits_list\[1\]: indices \(2, 2\).* 1-D"),
     ],
 )
 def test_bad_lists_are_named(bad, message):
@@ -387,6 +391,15 @@ def test_results_are_the_same_from_many_threads():
 
 
 # --- ranx as a second oracle --------------------------------------------------
+# ranx JIT-compiles its fusion code with numba on first use: 20-40 s on a busy
+# 2-core machine, more than this whole file otherwise takes. So these run with
+# SECONDOPINION_SLOW=1 (and benchmarks/bench_fusion.py checks ranx's results
+# against ours before timing them).
+
+ranx_oracle = pytest.mark.skipif(
+    os.environ.get("SECONDOPINION_SLOW") != "1",
+    reason="ranx compiles with numba for tens of seconds; set SECONDOPINION_SLOW=1",
+)
 
 
 def to_ranx_run(indices: np.ndarray, scores: np.ndarray):
@@ -400,6 +413,8 @@ def fused_dict(result: FusedHits) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("seed", range(3))
+@pytest.mark.slow
+@ranx_oracle
 def test_rrf_agrees_with_ranx(seed):
     """Same semantics: rank from the sorted run, missing documents add nothing."""
     ranx = pytest.importorskip("ranx")
@@ -413,6 +428,8 @@ def test_rrf_agrees_with_ranx(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+@pytest.mark.slow
+@ranx_oracle
 def test_minmax_weighted_sum_agrees_with_ranx(seed):
     """ranx's wsum gives a missing document 0, which is min-max's minimum: ours."""
     ranx = pytest.importorskip("ranx")
@@ -431,6 +448,8 @@ def test_minmax_weighted_sum_agrees_with_ranx(seed):
         assert ours[doc] == pytest.approx(score, rel=1e-6, abs=1e-7)
 
 
+@pytest.mark.slow
+@ranx_oracle
 def test_zscore_weighted_sum_agrees_with_ranx_when_no_document_is_missing():
     """ranx gives a missing document 0 (the mean) after z-scoring, we give the
     list's minimum; with the same documents in every list the two agree."""

@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    "FusedHits", "fuse_rrf", "fuse_weighted",
+    "FusedHits",
+    "fuse_rrf",
+    "fuse_weighted",
     "runtime_version",
 ]

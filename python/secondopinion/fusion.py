@@ -222,9 +222,7 @@ def _as_indices(values: object, position: int) -> np.ndarray:
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
     if array.dtype.kind not in "iu":
-        raise TypeError(
-            f"hits_list[{position}]: indices must be integers, got dtype {array.dtype}"
-        )
+        raise TypeError(f"hits_list[{position}]: indices must be integers, got dtype {array.dtype}")
     if array.dtype.kind == "u" and array.max() > np.iinfo(np.int64).max:
         raise ValueError(f"hits_list[{position}]: indices do not fit in int64")
     return np.ascontiguousarray(array, dtype=np.int64)
