@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+import secondopinion
 from secondopinion.beir import (
     BeirFormatError,
     load_beir,
     load_corpus,
+    load_demo_corpus,
+    load_demo_queries,
     load_qrels,
     load_queries,
 )
@@ -146,6 +149,21 @@ def test_judged_query_missing_from_queries_is_an_error(tmp_path):
     root = write_dataset(tmp_path, CORPUS, QUERIES, QRELS + "q9\td1\t1\n")
     with pytest.raises(BeirFormatError, match=r"test.tsv: 1 judged queries are not in .*'q9'"):
         load_beir(root)
+
+
+def test_demo_data_ships_with_the_package():
+    corpus = load_demo_corpus()
+    assert 35 <= len(corpus) <= 45
+    assert len(set(corpus.ids)) == len(corpus)
+    assert all(corpus.titles) and all(len(text) > 80 for text in corpus.texts)
+    package_dir = Path(secondopinion.__file__).parent
+    assert (package_dir / "data" / "demo_corpus.jsonl").is_file()
+    queries = load_demo_queries()
+    assert len(queries) >= 5
+    answered = [q for q in queries if q.answer is not None]
+    assert all(q.answer in corpus.ids for q in answered)
+    assert any(q.answer is None for q in queries)  # an off-topic query to refuse
+    assert len({q.query for q in queries}) == len(queries)
 
 
 @pytest.mark.slow

@@ -18,14 +18,18 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 
 __all__ = [
     "BeirDataset",
     "BeirFormatError",
     "Corpus",
+    "DemoQuery",
     "Qrels",
     "load_beir",
     "load_corpus",
+    "load_demo_corpus",
+    "load_demo_queries",
     "load_qrels",
     "load_queries",
 ]
@@ -188,6 +192,37 @@ def load_qrels(path: str | os.PathLike[str]) -> Qrels:
             raise BeirFormatError(path, number, f"query {qid!r} judges document {doc_id!r} twice")
         judged[doc_id] = relevance
     return qrels
+
+
+# --- the demo data shipped with the package ----------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoQuery:
+    """A demo query and the id of the passage that answers it (None: nothing
+    in the demo corpus does, and a good system should say so)."""
+
+    query: str
+    answer: str | None
+    note: str | None
+
+
+def load_demo_corpus() -> Corpus:
+    """The ~40 passages shipped in ``secondopinion/data/demo_corpus.jsonl``:
+    ibuprofen and its neighbours (dosing by age, acetaminophen, naproxen,
+    aspirin, fever, storage, overdose) and a few unrelated topics."""
+    return load_corpus(_data_path("demo_corpus.jsonl"))
+
+
+def load_demo_queries() -> list[DemoQuery]:
+    """The demo queries with their answers, from ``demo_queries.json``; some
+    are worded so that plain term matching ranks a wrong passage first."""
+    with open(_data_path("demo_queries.json"), encoding="utf-8") as file:
+        return [DemoQuery(q["query"], q["answer"], q.get("note")) for q in json.load(file)]
+
+
+def _data_path(name: str) -> str:
+    return str(resources.files("secondopinion").joinpath("data", name))
 
 
 # --- helpers ----------------------------------------------------------------------
