@@ -156,6 +156,22 @@ def test_small_lists_with_ties_match_reference(data, method, limit):
 # --- semantics spelled out ----------------------------------------------------
 
 
+@pytest.mark.parametrize("norm", ["none", "minmax"])
+def test_crowded_scores_match_reference(norm):
+    """One far outlier and a thousand nearly equal scores in shuffled order.
+    With raw scores the core's bucket pass puts them all in one bucket, its
+    insertion sort runs out of budget and a comparison sort finishes the job
+    (ties included); min-max spreads them again."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    a_scores = np.sort(rng.uniform(1.0, 1.0001, n).astype(np.float32))[::-1]
+    a = (np.arange(n, dtype=np.int64), np.concatenate([[np.float32(1e20)], a_scores[1:]]))
+    b_scores = np.sort(rng.uniform(1.0, 1.0001, n).astype(np.float32))[::-1]
+    b = (rng.permutation(n).astype(np.int64), b_scores)
+    result = fuse_weighted([a, b], [1.0, 1.0], norm=norm)
+    check_against_reference(result, [a, b], "weighted", weights=[1.0, 1.0], norm=norm)
+
+
 def test_rrf_by_hand():
     a = (np.array([3, 1, 2]), np.array([3.0, 2.0, 1.0]))
     b = (np.array([2, 5]), np.array([9.0, 1.0]))

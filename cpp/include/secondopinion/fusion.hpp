@@ -9,6 +9,9 @@
 // holds no NaN, no negative index and no index twice. Weighted fusion also
 // needs finite scores, since an infinite score leaves nothing to normalise.
 //
+// Thread-safe: each thread fuses in its own scratch buffers (kept between its
+// calls), so fusions may run concurrently.
+//
 // Output: sorted by fused score descending, ties by lower index, so the same
 // input always gives the same order. Fused scores are accumulated in double,
 // summing over the lists in their given order, and rounded to float once; the
