@@ -7,10 +7,12 @@ namespace py = pybind11;
 void bind_runtime(py::module_& m);
 void bind_topk(py::module_& m);
 void bind_bm25(py::module_& m);
+void bind_fusion(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "secondopinion's C++ core (see cpp/include/secondopinion for the C++ API)";
   bind_runtime(m);
   bind_topk(m);
   bind_bm25(m);
+  bind_fusion(m);
 }
