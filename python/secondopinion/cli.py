@@ -1,8 +1,12 @@
-"""Command line: ``secondopinion COMMAND ...`` (also ``python -m secondopinion``)."""
+"""Command line: ``secondopinion COMMAND ...`` (also ``python -m secondopinion``).
+
+Results go to standard output; progress bars and logs go to standard error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -14,17 +18,69 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(sys.stdout)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .beir import load_beir
+    from .evaluate import evaluate_stage
+
+    dataset = load_beir(args.data, args.split)
+    print(
+        f"{args.data}: {len(dataset.corpus)} documents, split {args.split!r}, stage {args.stage}",
+        file=sys.stderr,
+    )
+    report = evaluate_stage(dataset, args.stage, k=args.k)
+    if args.run_out:
+        with open(args.run_out, "w", encoding="utf-8") as out:
+            for qid, hits in report.run.items():
+                record = {
+                    "query_id": qid,
+                    "hits": [{"id": i, "score": s} for i, s in hits],
+                }
+                out.write(json.dumps(record) + "\n")
+    if args.json:
+        print(json.dumps(report.as_json()))
+    else:
+        for key, value in report.as_json().items():
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            print(f"{key:>12}  {shown}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .evaluate import STAGES
+
     parser = argparse.ArgumentParser(prog="secondopinion", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
     p = sub.add_parser("version", help="print library and ONNX Runtime versions")
     p.set_defaults(func=_cmd_version)
+
+    p = sub.add_parser("demo", help="retrieval over the bundled demo corpus")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("eval", help="evaluate a stage on a BEIR-layout dataset")
+    p.add_argument("--data", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    p.add_argument("--split", required=True, help="qrels split to evaluate (qrels/SPLIT.tsv)")
+    p.add_argument("--stage", choices=sorted(STAGES), default="bm25")
+    p.add_argument("--k", type=int, default=1000, help="retrieval depth per query (default 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--run-out", metavar="FILE", help="write the run, one JSON line per query")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"secondopinion {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
