@@ -516,6 +516,7 @@ def train_variant(
         )
 
     plan_evals()
+    t_loop = time.time()
     while step < planned:
         if pos + args.batch_groups > n:
             perm, pos = rng.permutation(n), 0
@@ -583,7 +584,10 @@ def train_variant(
                 best = res
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             flush()
-        if budget > 0 and time.time() - t_start > budget - eval_est - 6.0:
+        now = time.time()
+        # Before calibration, judge the closing validation's cost from the steps so far.
+        est = eval_est or eval_pairs / (3.0 * n_pairs) * (now - t_loop) / step
+        if budget > 0 and now - t_start > budget - est - 6.0:
             stopped = "time budget"
             break
     sync(device)

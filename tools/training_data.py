@@ -20,6 +20,7 @@ import gzip
 import json
 import math
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ import numpy as np
 import torch
 
 RRF_K = 60
+# torch flags sparse CSR as "beta"; the one product used here is checked against plain Python.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 _WORD = re.compile(r"[a-z0-9]+")
 # Sentence boundary: end punctuation, whitespace, then an upper-case letter or digit.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
@@ -193,12 +196,21 @@ class BM25:
         all_s, all_i = [], []
         for s in range(0, len(queries), chunk):
             qs = queries[s : s + chunk]
-            q = torch.zeros(len(self.vocab), len(qs), device=self.device)
+            rows, cols = [], []
             for col, text in enumerate(qs):
                 for t in bm25_terms(text):
                     j = self.vocab.get(t)
                     if j is not None:
-                        q[j, col] += 1.0
+                        rows.append(j)
+                        cols.append(col)
+            # One scatter for the whole chunk: per-element writes cost a kernel each on a GPU.
+            q = torch.zeros(len(self.vocab), len(qs), device=self.device)
+            where = (torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long))
+            q.index_put_(
+                tuple(w.to(self.device) for w in where),
+                torch.ones(len(rows), device=self.device),
+                accumulate=True,
+            )
             try:
                 scores = torch.sparse.mm(self.matrix, q).T  # (chunk, n_docs)
             except RuntimeError:  # a CUDA build without sparse CSR support: use the CPU
