@@ -5,8 +5,10 @@
 namespace py = pybind11;
 
 void bind_runtime(py::module_& m);
+void bind_inference(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "secondopinion's C++ core (see cpp/include/secondopinion for the C++ API)";
   bind_runtime(m);
+  bind_inference(m);
 }

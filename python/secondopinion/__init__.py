@@ -8,10 +8,14 @@ or refuses when nothing does.
 from __future__ import annotations
 
 from ._runtime import runtime_version
+from .embed import Embedder
+from .rerank import CrossEncoder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "CrossEncoder",
+    "Embedder",
     "runtime_version",
 ]
