@@ -36,6 +36,9 @@ void validate_sequences(const TokenSequences& seqs, std::size_t ids_size, std::s
 
 BatchPlan plan_batches(const std::vector<std::size_t>& lengths, std::size_t batch_tokens) {
   if (batch_tokens == 0) throw std::invalid_argument("batch_tokens must be positive");
+  for (std::size_t i = 0; i < lengths.size(); ++i) {
+    if (lengths[i] == 0) throw std::invalid_argument("sequence " + std::to_string(i) + " has no tokens");
+  }
   BatchPlan plan;
   plan.order.resize(lengths.size());
   std::iota(plan.order.begin(), plan.order.end(), std::size_t{0});
@@ -47,9 +50,6 @@ BatchPlan plan_batches(const std::vector<std::size_t>& lengths, std::size_t batc
   std::size_t i = 0;
   while (i < plan.order.size()) {
     const std::size_t width = lengths[plan.order[i]];
-    if (width == 0) {
-      throw std::invalid_argument("sequence " + std::to_string(plan.order[i]) + " has no tokens");
-    }
     Batch batch{i, 1, width};
     while (i + batch.rows < plan.order.size() && (batch.rows + 1) * width <= batch_tokens) {
       ++batch.rows;

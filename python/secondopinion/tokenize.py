@@ -25,11 +25,16 @@ from tokenizers import Encoding, Tokenizer
 
 from .model_dir import ModelFormatError
 
-# A text longer than this many characters per token of its budget is encoded
-# from a prefix first (see _encode_capped): tokenising a 10 MB passage whole
-# takes seconds and gigabytes for tokens that are cut anyway.
+# Very long texts are tokenised from a prefix first (see _encode_capped):
+# tokenising a 10 MB passage whole takes seconds and gigabytes for tokens that
+# are cut anyway. First try: this many characters per token of budget.
 _CHARS_PER_TOKEN_CAP = 16
 _MIN_CHAR_CAP = 4096
+# Second try, for texts whose first prefix held too few whole words (huge
+# whitespace runs, giant "words"); a text that even this prefix cannot decide
+# is cut here, and reported as truncated.
+_CHARS_PER_TOKEN_HARD_CAP = 256
+_MIN_HARD_CHAR_CAP = 65536
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,8 @@ class ModelTokenizer:
         sequences: list[list[int]] = []
         types: list[list[int]] = []
         truncated = np.zeros(len(texts), dtype=bool)
-        for i, ids in enumerate(bare):
-            if len(ids) > room:
+        for i, (ids, cut) in enumerate(bare):
+            if cut or len(ids) > room:
                 truncated[i] = True
                 ids = ids[:room]
             sequences.append([*t.prefix, *ids, *t.suffix])
@@ -209,13 +214,13 @@ class ModelTokenizer:
         n = len(passages)
         truncated = np.zeros(n, dtype=bool)
         query_truncated = np.zeros(n, dtype=bool)
-        for i, (query, p) in enumerate(zip(queries, passage_ids, strict=True)):
-            q = query_ids[distinct[query]]
-            if len(q) > query_max_tokens:
+        for i, (query, (p, p_cut)) in enumerate(zip(queries, passage_ids, strict=True)):
+            q, q_cut = query_ids[distinct[query]]
+            if q_cut or len(q) > query_max_tokens:
                 query_truncated[i] = True
                 q = q[:query_max_tokens]
             budget = room - len(q)
-            if len(p) > budget:
+            if p_cut or len(p) > budget:
                 truncated[i] = True
                 p = p[:budget]
             sequences.append([*t.prefix, *q, *t.middle, *p, *t.suffix])
@@ -230,22 +235,29 @@ class ModelTokenizer:
             )
         return _pack(sequences, types, truncated, query_truncated)
 
-    def _encode_capped(self, texts: Sequence[str], budget: int) -> list[list[int]]:
-        """Token ids of each text without special tokens, exact in their first ``budget + 1``.
+    def _encode_capped(self, texts: Sequence[str], budget: int) -> list[tuple[list[int], bool]]:
+        """Token ids of each text without special tokens, and whether the text was cut.
 
-        A list is either the text's complete tokenisation, or (for a very long
-        text) the tokens of a prefix that holds more than ``budget`` tokens of
-        complete words, so callers can both cut to any budget up to ``budget``
-        and tell whether the text was cut.
+        The ids are exact in their first ``budget + 1`` tokens: either the
+        text's complete tokenisation, or (for a very long text) the tokens of a
+        prefix that holds more than ``budget`` tokens of complete words, so
+        callers can cut to any budget up to ``budget`` and tell whether they
+        cut. The flag is True only for a text so long and so short of word
+        boundaries that neither prefix decides: it is tokenised from its first
+        ``_CHARS_PER_TOKEN_HARD_CAP * budget`` characters.
         """
-        char_cap = max(_MIN_CHAR_CAP, budget * _CHARS_PER_TOKEN_CAP)
-        clipped = [text if len(text) <= char_cap else text[:char_cap] for text in texts]
+        soft_cap = max(_MIN_CHAR_CAP, budget * _CHARS_PER_TOKEN_CAP)
+        hard_cap = max(_MIN_HARD_CHAR_CAP, budget * _CHARS_PER_TOKEN_HARD_CAP)
+        clipped = [text if len(text) <= soft_cap else text[:soft_cap] for text in texts]
         encodings = self._tok.encode_batch(clipped, add_special_tokens=False)
-        out: list[list[int]] = []
+        out: list[tuple[list[int], bool]] = []
         for text, clip, enc in zip(texts, clipped, encodings, strict=True):
+            cut = False
             if clip is not text and not _prefix_decides(enc, budget):
-                enc = self._tok.encode(text, add_special_tokens=False)
-            out.append(enc.ids)
+                longer = text[:hard_cap]
+                enc = self._tok.encode(longer, add_special_tokens=False)
+                cut = len(longer) < len(text) and not _prefix_decides(enc, budget)
+            out.append((enc.ids, cut))
         return out
 
 
