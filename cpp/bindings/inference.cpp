@@ -56,12 +56,13 @@ SessionConfig session_config(int threads, bool cpu_mem_arena, bool memory_patter
 
 void bind_inference(py::module_& m) {
   m.attr("DEFAULT_BATCH_TOKENS") = kDefaultBatchTokens;
+  m.attr("DEFAULT_BATCH_OVERHEAD_TOKENS") = kDefaultBatchOverheadTokens;
   m.def("default_thread_count", &default_thread_count,
         "Physical cores available to this process (affinity and cgroup quota respected).");
 
   m.def(
       "plan_batches",
-      [](const IdArray& lengths, std::size_t batch_tokens) {
+      [](const IdArray& lengths, std::size_t batch_tokens, std::size_t batch_overhead_tokens) {
         if (lengths.ndim() != 1) throw py::value_error("lengths must be one-dimensional");
         std::vector<std::size_t> lens(static_cast<std::size_t>(lengths.size()));
         for (py::ssize_t i = 0; i < lengths.size(); ++i) {
@@ -71,7 +72,7 @@ void bind_inference(py::module_& m) {
         BatchPlan plan;
         {
           py::gil_scoped_release release;
-          plan = plan_batches(lens, batch_tokens);
+          plan = plan_batches(lens, batch_tokens, batch_overhead_tokens);
         }
         py::array_t<std::int64_t> order(static_cast<py::ssize_t>(plan.order.size()));
         std::copy(plan.order.begin(), plan.order.end(), order.mutable_data());
@@ -93,7 +94,8 @@ void bind_inference(py::module_& m) {
         return out;
       },
       py::arg("lengths"), py::arg("batch_tokens"),
-      "Sort sequence lengths and pack them into batches under a padded-token budget.");
+      py::arg("batch_overhead_tokens") = kDefaultBatchOverheadTokens,
+      "Sort sequence lengths and cut them into batches under a padded-token budget.");
 
   py::class_<CrossEncoder>(m, "CrossEncoderSession")
       .def(py::init([](const std::string& model_path, int threads, std::size_t max_length,

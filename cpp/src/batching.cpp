@@ -1,6 +1,7 @@
 #include "secondopinion/batching.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -34,38 +35,53 @@ void validate_sequences(const TokenSequences& seqs, std::size_t ids_size, std::s
   }
 }
 
-BatchPlan plan_batches(const std::vector<std::size_t>& lengths, std::size_t batch_tokens) {
+BatchPlan plan_batches(const std::vector<std::size_t>& lengths, std::size_t batch_tokens,
+                       std::size_t batch_overhead_tokens) {
   if (batch_tokens == 0) throw std::invalid_argument("batch_tokens must be positive");
   for (std::size_t i = 0; i < lengths.size(); ++i) {
     if (lengths[i] == 0) throw std::invalid_argument("sequence " + std::to_string(i) + " has no tokens");
   }
+  const std::size_t n = lengths.size();
   BatchPlan plan;
-  plan.order.resize(lengths.size());
+  plan.order.resize(n);
   std::iota(plan.order.begin(), plan.order.end(), std::size_t{0});
-  // Longest first: each batch's first row sets its width, and the largest
-  // allocation of a call happens at its start rather than after the arena
-  // has been carved up by smaller ones.
+  // Longest first: a batch's first row sets its width, and the largest
+  // allocation of a call happens at its start, before smaller batches have
+  // carved up the arena.
   std::stable_sort(plan.order.begin(), plan.order.end(),
                    [&](std::size_t a, std::size_t b) { return lengths[a] > lengths[b]; });
-  std::size_t i = 0;
-  while (i < plan.order.size()) {
+
+  // cost[i]: cheapest way to run the sorted rows i..n-1; end[i]: where the
+  // first batch of that way ends. A batch [i, j) has width lengths[order[i]].
+  std::vector<std::size_t> cost(n + 1, 0), end(n + 1, n);
+  for (std::size_t i = n; i-- > 0;) {
     const std::size_t width = lengths[plan.order[i]];
-    Batch batch{i, 1, width};
-    while (i + batch.rows < plan.order.size() && (batch.rows + 1) * width <= batch_tokens) {
-      ++batch.rows;
+    cost[i] = std::numeric_limits<std::size_t>::max();
+    for (std::size_t j = i + 1; j <= n; ++j) {
+      const std::size_t padded = (j - i) * width;
+      if (j - i > 1 && padded > batch_tokens) break;
+      const std::size_t c = padded + batch_overhead_tokens + cost[j];
+      if (c <= cost[i]) {  // on ties, the larger batch: fewer Runs, remainder last
+        cost[i] = c;
+        end[i] = j;
+      }
     }
-    for (std::size_t r = 0; r < batch.rows; ++r) plan.real_tokens += lengths[plan.order[i + r]];
-    plan.padded_tokens += batch.rows * width;
-    plan.batches.push_back(batch);
-    i += batch.rows;
+  }
+  for (std::size_t i = 0; i < n; i = end[i]) {
+    plan.batches.push_back(Batch{i, end[i] - i, lengths[plan.order[i]]});
+  }
+  for (const Batch& b : plan.batches) {
+    for (std::size_t r = 0; r < b.rows; ++r) plan.real_tokens += lengths[plan.order[b.first + r]];
+    plan.padded_tokens += b.rows * b.width;
   }
   return plan;
 }
 
-BatchPlan plan_batches(const TokenSequences& seqs, std::size_t batch_tokens) {
+BatchPlan plan_batches(const TokenSequences& seqs, std::size_t batch_tokens,
+                       std::size_t batch_overhead_tokens) {
   std::vector<std::size_t> lengths(seqs.count);
   for (std::size_t i = 0; i < seqs.count; ++i) lengths[i] = seqs.length(i);
-  return plan_batches(lengths, batch_tokens);
+  return plan_batches(lengths, batch_tokens, batch_overhead_tokens);
 }
 
 void pad_batch(const TokenSequences& seqs, const BatchPlan& plan, const Batch& batch,

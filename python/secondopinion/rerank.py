@@ -1,7 +1,7 @@
 """Cross-encoder reranking: score (query, passage) pairs with an ONNX model from C++.
 
 Pairs are tokenised here (``tokenizers``, in Rust), then the C++ core sorts
-them by length, packs them into batches under a padded-token budget, pads each
+them by length, cuts them into batches under a padded-token budget, pads each
 batch only to its own longest pair, runs ONNX Runtime with the GIL released,
 and returns one logit per pair in input order.
 

@@ -1,11 +1,14 @@
 // Length-aware batching of token sequences for transformer inference.
 //
-// A batch costs roughly (rows x its longest row) tokens of compute, so batching
+// A batch costs about (rows x its longest row) tokens of compute, so batching
 // in arrival order pays for every pad token up to each batch's longest member.
-// Sorting by length first makes neighbours similar, and packing rows into a
-// batch while rows x width stays under a token budget keeps every batch about
-// the same amount of work (many short rows or few long ones) and bounds the
-// memory of one Run. Pure functions: no ONNX Runtime here.
+// Sorting by length makes neighbours similar; cutting the sorted list into
+// batches is then a trade: more, smaller batches waste fewer pad tokens but
+// pay a fixed cost per Run (thread hand-offs, ~50 kernels per layer, and GEMMs
+// with few rows run below peak). Batches are chosen to minimise
+//   sum over batches of (rows x width + batch_overhead_tokens)
+// subject to rows x width <= batch_tokens, which bounds the memory of one Run.
+// Pure functions: no ONNX Runtime here.
 #pragma once
 
 #include <cstddef>
@@ -14,12 +17,18 @@
 
 namespace secondopinion {
 
-// Padded tokens per batch when the caller gives none. Measured on a 2-core
-// AMD EPYC (Zen 4) with a MiniLM-L6-sized BERT: throughput is flat from about
-// 2k to 16k tokens per batch, and smaller budgets lose to per-Run overhead;
-// 4096 sits on the plateau while bounding the attention scores of one batch
-// (budget x heads x width floats) to ~100 MB at width 512 with 12 heads.
+// Padded tokens per batch when the caller gives none: large enough for GEMMs
+// to run near peak (measured on a 2-core AMD EPYC, Zen 4, with a
+// MiniLM-L6-sized BERT: time per token stops falling at a few thousand tokens
+// per Run), small enough to bound one batch's attention scores
+// (budget x heads x width floats: ~100 MB at width 512 with 12 heads).
 inline constexpr std::size_t kDefaultBatchTokens = 4096;
+
+// The fixed cost of one more Run, in tokens of compute. Measured on the same
+// machine and model: Run time ~= a + b x tokens with a worth 25-120 tokens
+// (growing with width); 64 keeps batches of a handful of rows apart only
+// when merging them would pad more than that.
+inline constexpr std::size_t kDefaultBatchOverheadTokens = 64;
 
 // Token sequences laid end to end: sequence i is ids[offsets[i] .. offsets[i+1]).
 // Borrowed pointers; the caller keeps them alive for the duration of a call.
@@ -59,12 +68,16 @@ struct BatchPlan {
   }
 };
 
-// Sorts by length (descending, stable) and packs greedily: a batch takes the
-// next row while (rows + 1) x width <= batch_tokens. A row longer than the
-// budget gets a batch of its own. Throws std::invalid_argument when
+// Sorts by length (descending; ties by lower index) and cuts the sorted list
+// into consecutive batches that minimise total padded tokens plus
+// `batch_overhead_tokens` per batch, each within `batch_tokens` (a row longer
+// than the budget gets a batch of its own). Dynamic programming over the
+// sorted list: O(n x rows per batch). Throws std::invalid_argument when
 // batch_tokens is 0 or a length is 0.
-BatchPlan plan_batches(const std::vector<std::size_t>& lengths, std::size_t batch_tokens);
-BatchPlan plan_batches(const TokenSequences& seqs, std::size_t batch_tokens);
+BatchPlan plan_batches(const std::vector<std::size_t>& lengths, std::size_t batch_tokens,
+                       std::size_t batch_overhead_tokens = kDefaultBatchOverheadTokens);
+BatchPlan plan_batches(const TokenSequences& seqs, std::size_t batch_tokens,
+                       std::size_t batch_overhead_tokens = kDefaultBatchOverheadTokens);
 
 // The model inputs of one batch, row-major [rows, width], right-padded.
 struct PaddedBatch {
