@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -340,7 +341,10 @@ def test_bad_options(ce_dir, cross_encoder):
 def test_threads(ce_dir):
     from secondopinion import _core
 
-    assert CrossEncoder(ce_dir).threads == _core.default_thread_count() >= 1
+    # Physical cores among those this process may use: never more than the
+    # affinity mask allows (this machine has no SMT siblings, so equal).
+    assert 1 <= _core.default_thread_count() <= len(os.sched_getaffinity(0))
+    assert CrossEncoder(ce_dir).threads == _core.default_thread_count()
     assert CrossEncoder(ce_dir, threads=1).threads == 1
 
 

@@ -44,8 +44,10 @@ struct OutputInfo {
 
 class Session {
  public:
-  // Throws std::invalid_argument naming `model_path` when the file cannot be
-  // loaded or its inputs are not those of a BERT-style encoder.
+  // Needs OrtRuntime::load() to have been called (Python does it in
+  // secondopinion._runtime.ensure_loaded()). Throws std::invalid_argument
+  // naming `model_path` when the file cannot be loaded or its inputs are not
+  // those of a BERT-style encoder.
   Session(const std::string& model_path, const SessionConfig& config);
 
   const std::string& model_path() const { return model_path_; }
