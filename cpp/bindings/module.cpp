@@ -8,6 +8,7 @@ void bind_runtime(py::module_& m);
 void bind_topk(py::module_& m);
 void bind_bm25(py::module_& m);
 void bind_fusion(py::module_& m);
+void bind_inference(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "secondopinion's C++ core (see cpp/include/secondopinion for the C++ API)";
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   bind_topk(m);
   bind_bm25(m);
   bind_fusion(m);
+  bind_inference(m);
 }

@@ -11,6 +11,8 @@ from ._runtime import runtime_version
 from .bm25 import Analyzer, BM25Index
 from .fusion import FusedHits, fuse_rrf, fuse_weighted
 from .topk import simd_level, topk, topk_batch
+from .embed import Embedder
+from .rerank import CrossEncoder
 
 __version__ = "0.1.0"
 
@@ -19,6 +21,8 @@ __all__ = [
     "FusedHits",
     "fuse_rrf",
     "fuse_weighted",
+    "CrossEncoder",
+    "Embedder",
     "runtime_version",
     "simd_level",
     "topk",

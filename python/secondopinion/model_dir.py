@@ -1,0 +1,179 @@
+"""Model directories: where a model lives and what ``secondopinion.json`` says.
+
+A model directory is the Hugging Face ONNX export layout plus one small file
+of ours::
+
+    model.onnx           the graph (inputs input_ids, attention_mask,
+                         optionally token_type_ids)
+    tokenizer.json       a ``tokenizers`` tokenizer
+    secondopinion.json   {"format": 1, "kind": "cross-encoder" | "embedder",
+                          "max_length": 512, ...}
+
+Cross-encoder keys: ``activation`` ("sigmoid" for a [B, 1] head, "softmax"
+for [B, 2], "none" for raw logits; default "sigmoid"), ``floor`` (the
+calibrated relevance floor, or null), ``name``. Embedder keys: ``pooling``
+("mean" or "cls"; default "mean"), ``normalize`` (default true), ``name``.
+Unknown keys are ignored so that newer files load in older versions.
+
+Every problem with a directory raises an error that names the file at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "secondopinion.json"
+CONFIG_FORMAT = 1
+
+CROSS_ENCODER = "cross-encoder"
+EMBEDDER = "embedder"
+KINDS = (CROSS_ENCODER, EMBEDDER)
+ACTIVATIONS = ("sigmoid", "softmax", "none")
+POOLINGS = ("mean", "cls")
+
+#: Where the models shipped with the package are installed, one folder per kind.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+class ModelFormatError(ValueError):
+    """A model directory holds a file that is corrupt or does not fit its kind."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The contents of ``secondopinion.json``, validated."""
+
+    kind: str
+    max_length: int
+    name: str
+    activation: str = "sigmoid"
+    floor: float | None = None
+    pooling: str = "mean"
+    normalize: bool = True
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """A validated model directory: its files exist and its config parses."""
+
+    path: Path
+    config: ModelConfig
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.path / TOKENIZER_FILE
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+
+def default_model_dir(kind: str) -> Path:
+    """The folder the package's default model of ``kind`` is installed in."""
+    return DEFAULT_MODELS_DIR / kind
+
+
+def open_model_dir(model_dir: str | os.PathLike[str] | None, kind: str) -> ModelDir:
+    """Resolve ``model_dir`` (``None``: the package default) and validate it for ``kind``.
+
+    Raises:
+        TypeError: ``model_dir`` is not a path.
+        FileNotFoundError: the directory or one of its three files is missing
+            (for the default model: with how to build it).
+        ModelFormatError: ``secondopinion.json`` is malformed or of another kind.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if model_dir is None:
+        path = default_model_dir(kind)
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"the default {kind} model is not installed (expected {path}); "
+                "build it with `make model`, or pass model_dir= a directory holding "
+                f"{MODEL_FILE}, {TOKENIZER_FILE} and {CONFIG_FILE}"
+            )
+    elif isinstance(model_dir, (str, os.PathLike)):
+        path = Path(model_dir)
+        if not path.is_dir():
+            raise FileNotFoundError(f"model_dir {str(path)!r} is not a directory")
+    else:
+        raise TypeError(
+            f"model_dir must be a path (str or os.PathLike), got {type(model_dir).__name__}"
+        )
+    for name in (CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name}: missing; a model directory needs {name}")
+    return ModelDir(path, load_config(path / CONFIG_FILE, kind))
+
+
+def load_config(config_file: Path, kind: str) -> ModelConfig:
+    """Read and validate ``secondopinion.json`` for a model of ``kind``."""
+    try:
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{config_file}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ModelFormatError(f"{config_file}: must hold a JSON object")
+
+    def bad(key: str, why: str) -> ModelFormatError:
+        return ModelFormatError(f"{config_file}: {key!r} {why} (got {raw.get(key)!r})")
+
+    if raw.get("format") != CONFIG_FORMAT:
+        raise bad("format", f"must be {CONFIG_FORMAT}")
+    file_kind = raw.get("kind")
+    if file_kind not in KINDS:
+        raise bad("kind", f"must be one of {KINDS}")
+    if file_kind != kind:
+        other = "Embedder" if file_kind == EMBEDDER else "CrossEncoder"
+        raise ModelFormatError(
+            f"{config_file}: this is a {file_kind} model, not a {kind}; load it with {other}"
+        )
+    max_length = raw.get("max_length")
+    if not _is_int(max_length) or max_length < 2:
+        raise bad("max_length", "must be an integer >= 2")
+    name = raw.get("name", config_file.parent.name)
+    if not isinstance(name, str):
+        raise bad("name", "must be a string")
+
+    if kind == CROSS_ENCODER:
+        activation = raw.get("activation", "sigmoid")
+        if activation not in ACTIVATIONS:
+            raise bad("activation", f"must be one of {ACTIVATIONS}")
+        floor = raw.get("floor")
+        if floor is not None and (
+            not isinstance(floor, (int, float))
+            or isinstance(floor, bool)
+            or not 0.0 <= floor <= 1.0
+        ):
+            raise bad("floor", "must be null or a number in [0, 1]")
+        return ModelConfig(
+            kind=kind,
+            max_length=max_length,
+            name=name,
+            activation=activation,
+            floor=None if floor is None else float(floor),
+        )
+
+    pooling = raw.get("pooling", "mean")
+    if pooling not in POOLINGS:
+        raise bad("pooling", f"must be one of {POOLINGS}")
+    normalize = raw.get("normalize", True)
+    if not isinstance(normalize, bool):
+        raise bad("normalize", "must be true or false")
+    return ModelConfig(
+        kind=kind, max_length=max_length, name=name, pooling=pooling, normalize=normalize
+    )
+
+
+def _is_int(value: Any) -> bool:  # noqa: ANN401 - any JSON value
+    return isinstance(value, int) and not isinstance(value, bool)
