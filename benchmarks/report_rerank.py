@@ -42,6 +42,13 @@ def _agreement(info: dict) -> str:
     return f"mean {info['mean_abs_diff']:.1e}"
 
 
+def _modelled(info: dict) -> bool:
+    """Ours does not report its batches; its waste is modelled from its batch_tokens."""
+    return info.get("padding_waste") is not None and str(info.get("padding_source", "")).startswith(
+        "modelled"
+    )
+
+
 def load(path: Path) -> tuple[dict, list[dict], dict[int, dict]]:
     """(run metadata, rerank extra_infos with median, gemm extra_infos by threads)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -129,7 +136,8 @@ def render(data: dict, rows: list[dict], gemm: dict[int, dict]) -> str:
                         _ratio(info["pairs_per_s"], best_peer),
                         _ratio(info["pairs_per_s"], smart),
                         _ratio(info["pairs_per_s"], own_fp32) if key[1] != "fp32" else "",
-                        _fmt(None if waste is None else 100 * waste, ".1f", "%"),
+                        _fmt(None if waste is None else 100 * waste, ".1f", "%")
+                        + (" (modelled)" if _modelled(info) else ""),
                         f"{info['useful_gflops']:.1f}",
                         _fmt(None if not peak else 100 * info["useful_gflops"] / peak, ".0f", "%"),
                         _agreement(info),
