@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ._runtime import runtime_version
 from .bm25 import Analyzer, BM25Index
-from .fusion import FusedHits, fuse_rrf, fuse_weighted
-from .topk import simd_level, topk, topk_batch
 from .embed import Embedder
+from .fusion import FusedHits, fuse_rrf, fuse_weighted
 from .rerank import CrossEncoder
+from .topk import simd_level, topk, topk_batch
 
 __version__ = "0.1.0"
 
