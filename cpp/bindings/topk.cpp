@@ -90,12 +90,10 @@ void bind_topk(py::module_& m) {
       },
       py::arg("matrix").noconvert(), py::arg("k"), py::arg("threads") = 0u,
       "Top-k of every row of a 2-D float32 C-contiguous array, rows over `threads` threads "
-      "(0 = all CPUs this process may use); short rows padded with index -1, score NaN.");
+      "(0 = default_thread_count()); short rows padded with index -1, score NaN.");
   m.def("simd_level", [] { return secondopinion::simd_level_name(secondopinion::simd_level()); },
         "The SIMD level the kernels use (the CPU's, possibly lowered by SECONDOPINION_SIMD).");
   m.def("simd_cpu_level",
         [] { return secondopinion::simd_level_name(secondopinion::cpu_simd_level()); },
         "The best SIMD level this CPU supports, ignoring SECONDOPINION_SIMD.");
-  m.def("default_thread_count", &secondopinion::default_thread_count,
-        "Threads topk_batch uses by default: the CPUs this process may run on.");
 }

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "secondopinion/thread_count.hpp"
 #include "secondopinion/topk.hpp"
 
 #if defined(__linux__)
@@ -16,26 +17,12 @@
 
 namespace secondopinion {
 
-unsigned default_thread_count() {
-#if defined(__linux__)
-  // The CPUs this process may run on (taskset, cgroup cpusets), which can be
-  // fewer than the machine has.
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int allowed = CPU_COUNT(&set);
-    if (allowed > 0) return static_cast<unsigned>(allowed);
-  }
-#endif
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw > 0 ? hw : 1;
-}
-
 void topk_batch(const float* matrix, std::size_t rows, std::size_t cols, std::size_t k,
                 std::int64_t* out_index, float* out_score, std::size_t* out_count,
                 unsigned threads) {
   const std::size_t width = std::min(k, cols);
   if (rows == 0) return;
-  if (threads == 0) threads = default_thread_count();
+  if (threads == 0) threads = static_cast<unsigned>(default_thread_count());
   const std::size_t workers = std::min<std::size_t>(threads, rows);
 
   // Rows are handed out one at a time from a shared counter, so a slow row

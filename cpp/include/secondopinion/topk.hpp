@@ -45,15 +45,12 @@ std::size_t topk_avx512(const float* scores, std::size_t n, std::size_t k,
                         std::int64_t* out_index, float* out_score);
 
 // Top-k of every row of a row-major matrix[rows][cols], rows spread over
-// `threads` std::threads (0 = the CPUs this process may run on). Results go to
+// `threads` std::threads (0 = default_thread_count(): the physical cores this process may use). Results go to
 // out_index/out_score laid out as [rows][min(k, cols)]; a row with fewer non-NaN
 // values than that is padded with index -1 and score NaN. out_count, if not
 // null, receives each row's number of real results. Uses simd_level()'s kernel.
 void topk_batch(const float* matrix, std::size_t rows, std::size_t cols, std::size_t k,
                 std::int64_t* out_index, float* out_score, std::size_t* out_count = nullptr,
                 unsigned threads = 0);
-
-// What topk_batch uses for threads = 0.
-unsigned default_thread_count();
 
 }  // namespace secondopinion
