@@ -155,9 +155,7 @@ def _features(logits):
     n = len(logits)
     zeros = np.zeros(n, dtype=np.int32)
     nan = np.full(n, np.nan, dtype=np.float32)
-    return CandidateFeatures(
-        np.asarray(logits, np.float32), zeros, nan, zeros, nan, zeros + 1, nan
-    )
+    return CandidateFeatures(np.asarray(logits, np.float32), zeros, nan, zeros, nan, zeros + 1, nan)
 
 
 def test_sigmoid_relevance_against_math():

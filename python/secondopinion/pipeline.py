@@ -159,7 +159,7 @@ class Pipeline:
                 ``"id"`` (or ``"_id"``), ``"text"`` and optionally ``"title"``.
             embedder, cross_encoder: the models; ``None`` loads the package's.
             relevance: the relevance model; ``None``: what the cross-encoder's
-                ``secondopinion.json`` asks for (see :func:`secondopinion.gate.relevance_model_for`).
+                ``secondopinion.json`` asks for (see :func:`~.gate.relevance_model_for`).
             fusion, n_bm25, n_dense: see :class:`~secondopinion.retrieve.HybridRetriever`.
             m, ef_construction, ef: see :class:`~secondopinion.retrieve.DenseIndex`.
             show_progress: progress bars on stderr (default: for large corpora

@@ -256,7 +256,7 @@ class DenseIndex:
         if len(ids) != count or not all(isinstance(i, str) for i in ids):
             raise ValueError(f"{meta_path}: 'ids' must be {count} strings")
         if _sha256(graph_path) != checksum:
-            raise ValueError(f"{graph_path}: checksum mismatch; the file is corrupt or was replaced")
+            raise ValueError(f"{graph_path}: checksum mismatch; the file is corrupt or replaced")
         if embedder is None:
             embedder = Embedder()
         if embedder.dimension != dimension or embedder.config.name != model:
@@ -267,7 +267,8 @@ class DenseIndex:
         graph = hnswlib.Index(space="cosine", dim=dimension)
         graph.load_index(str(graph_path), max_elements=count)
         if graph.get_current_count() != count:
-            raise ValueError(f"{graph_path}: holds {graph.get_current_count()} vectors, not {count}")
+            found = graph.get_current_count()
+            raise ValueError(f"{graph_path}: holds {found} vectors, not {count}")
         graph.set_ef(ef)
         return cls(
             embedder,
@@ -394,7 +395,8 @@ class HybridRetriever:
         self.rrf_k = float(rrf_k)
         self.weights = (float(weights[0]), float(weights[1]))
         # Check k and weights once, here, rather than on the first query.
-        self._fuse([Hits(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, object))], 1)
+        empty = Hits(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, object))
+        self._fuse([empty, empty], 1)
 
     def retrieve(
         self, query: str, candidates: int = 100, *, timings: HybridTimings | None = None
@@ -424,7 +426,7 @@ class HybridRetriever:
         return fused
 
     def _fuse(self, legs: list[Hits], limit: int) -> FusedHits:
-        weights = list(self.weights[: len(legs)])
+        weights = list(self.weights)
         if self.fusion == "rrf":
             return fuse_rrf(legs, k=self.rrf_k, weights=weights, limit=limit)
         return fuse_weighted(legs, weights=weights, norm="minmax", limit=limit)
