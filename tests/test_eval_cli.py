@@ -53,7 +53,7 @@ def test_eval_json_agrees_with_pytrec_eval(beir_folder, tmp_path, capsys):
     run = {}
     for line in run_file.read_text().splitlines():
         record = json.loads(line)
-        hits = record["hits"]
+        hits = record["chunks"]
         # Distinct scores by rank so pytrec_eval's tie order cannot differ from ours.
         run[record["query_id"]] = {h["id"]: float(len(hits) - r) for r, h in enumerate(hits)}
     qrels = {}
@@ -83,7 +83,7 @@ def test_mrr_cut_at_10_agrees(beir_folder, tmp_path, capsys):
     for line in run_file.read_text().splitlines():
         record = json.loads(line)
         relevant = qrels[record["query_id"]]
-        for rank, hit in enumerate(record["hits"][:10], start=1):
+        for rank, hit in enumerate(record["chunks"][:10], start=1):
             if relevant.get(hit["id"], 0) > 0:
                 total += 1.0 / rank
                 break
