@@ -106,8 +106,9 @@ def test_missing_split_is_a_clear_error(beir_folder, capsys):
     assert "test" in capsys.readouterr().err
 
 
-def test_demo_runs_and_marks_answers(capsys):
-    assert main(["demo"]) == 0
+def test_demo_runs_and_marks_answers(capsys, emb_dir, ce_dir):
+    # Tiny random models: the demo's layout, not its verdicts (those need the shipped models).
+    assert main(["demo", "--embedder", str(emb_dir), "--cross-encoder", str(ce_dir)]) == 0
     out = capsys.readouterr().out
     assert "<- answer" in out
     assert "Query: who won the 1998 world cup" in out

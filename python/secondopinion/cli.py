@@ -23,7 +23,8 @@ def _cmd_version(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(sys.stdout)
+    embedder, cross_encoder = _models(args)
+    return run_demo(sys.stdout, embedder=embedder, cross_encoder=cross_encoder, floor=args.floor)
 
 
 def _models(args: argparse.Namespace, *, embedder: bool = True, cross_encoder: bool = True):  # noqa: ANN202
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_version)
 
     p = sub.add_parser("demo", help="the whole pipeline over the bundled demo corpus")
+    p.add_argument("--floor", type=_floor_arg, default=None, help="override the model's floor")
+    _add_model_args(p)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("eval", help="evaluate a stage on a BEIR-layout dataset")
