@@ -11,7 +11,10 @@ from ._runtime import runtime_version
 from .bm25 import Analyzer, BM25Index
 from .embed import Embedder
 from .fusion import FusedHits, fuse_rrf, fuse_weighted
+from .gate import Chunk, Evidence, Gate, Refusal
+from .pipeline import Pipeline
 from .rerank import CrossEncoder
+from .retrieve import DenseIndex, HybridRetriever
 from .topk import simd_level, topk, topk_batch
 
 __version__ = "0.1.0"
@@ -29,4 +32,11 @@ __all__ = [
     "topk_batch",
     "Analyzer",
     "BM25Index",
+    "Chunk",
+    "DenseIndex",
+    "Evidence",
+    "Gate",
+    "HybridRetriever",
+    "Pipeline",
+    "Refusal",
 ]
