@@ -47,10 +47,8 @@ def test_dense_matches_brute_force(dense, corpus, embedder, query):
     hits = dense.search(query, k=20)
     want, sims = brute_force(embedder, texts, query, 20)
     np.testing.assert_allclose(hits.scores, sims, atol=1e-5)
-    # Same documents; order may differ only between near-ties of float32 rounding.
-    assert set(hits.indices.tolist()) == set(want) or np.allclose(
-        np.sort(hits.scores), np.sort(sims), atol=1e-6
-    )
+    # ef above the corpus size makes the graph search exhaustive: the same documents.
+    assert set(hits.indices.tolist()) == set(want)
     assert hits.ids.tolist() == [f"doc{i}" for i in hits.indices.tolist()]
     s = hits.scores.astype(np.float64)
     assert np.all(np.diff(s) <= 0)
