@@ -150,3 +150,19 @@ def test_index_and_search(beir_folder, tmp_path, capsys, emb_dir, ce_dir):
     (out / "docs.jsonl").write_text("garbage\n")
     assert main(["search", str(out), "protein", *models]) == 2
     assert "docs.jsonl" in capsys.readouterr().err
+
+
+def test_index_a_folder_of_text_files(tmp_path, capsys, emb_dir, ce_dir):
+    models = ["--embedder", str(emb_dir), "--cross-encoder", str(ce_dir)]
+    source = tmp_path / "notes"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_text("protein cell growth in the study")
+    (source / "sub" / "b.md").write_text("blood dose and heart risk")
+    (source / "ignored.bin").write_bytes(b"\x00\x01")
+    out = tmp_path / "pipe"
+    assert main(["index", str(source), "--out", str(out), *models]) == 0
+    capsys.readouterr()
+    assert main(["search", str(out), "blood dose", "--json", "--floor", "0", *models]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sorted(c["id"] for c in result["chunks"]) == ["a.txt", "sub/b.md"]
+    assert main(["index", str(tmp_path / "missing"), "--out", str(out), *models]) == 2
