@@ -166,3 +166,15 @@ def test_index_a_folder_of_text_files(tmp_path, capsys, emb_dir, ce_dir):
     result = json.loads(capsys.readouterr().out)
     assert sorted(c["id"] for c in result["chunks"]) == ["a.txt", "sub/b.md"]
     assert main(["index", str(tmp_path / "missing"), "--out", str(out), *models]) == 2
+
+
+def test_demo_shows_refusals_and_cuts(capsys, emb_dir, ce_dir):
+    models = ["--embedder", str(emb_dir), "--cross-encoder", str(ce_dir)]
+    assert main(["demo", *models, "--floor", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("-> REFUSED") == 9  # every demo query: nothing reaches 1.0
+    assert "(3) honest refusal of the off-topic question" in out
+    assert main(["demo", *models, "--floor", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "-> REFUSED" not in out and "(3) NOT refused" in out
+    assert "top 5: not returned below" in out
