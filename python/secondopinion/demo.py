@@ -80,7 +80,15 @@ def run_demo(
         )
         kept = sum(c.kept for c in result.candidates)
         shown = result.candidates[: max(kept, 1) + SHOWN_BELOW_FLOOR] if result.candidates else []
-        for pos, c in enumerate(shown, start=1):
+        answer_pos = next(
+            (pos for pos, c in enumerate(result.candidates, start=1) if c.id == demo.answer), 0
+        )
+        rows = list(enumerate(shown, start=1))
+        if answer_pos > len(shown):  # keep the answer in view, wherever it landed
+            rows.append((answer_pos, result.candidates[answer_pos - 1]))
+        for pos, c in rows:
+            if pos > len(shown):
+                print(f"  {'...':>5}", file=out)
             if pos == kept + 1:
                 print(
                     f"  {'':->5}  floor {result.floor:.2f}, top {TOP_N}: not returned below",
@@ -92,7 +100,9 @@ def run_demo(
                 f"  {c.fused_rank:>5}  {c.id}{mark}",
                 file=out,
             )
-        answer = next((c for c in result.candidates if c.id == demo.answer), None)
+        answer = result.candidates[answer_pos - 1] if answer_pos else None
+        if demo.answer and answer is None:
+            print(f"  (the answer is not among the {CANDIDATES} candidates)", file=out)
         if isinstance(result, Evidence):
             dropped = len(result.candidates) - len(result.chunks)
             print(
