@@ -41,7 +41,7 @@ lint: $(VENV)/.deps
 SAN_VENV := .venv-sanitize
 test-sanitize: $(VENV)/.deps
 	test -d $(SAN_VENV) || $(PYTHON) -m venv --system-site-packages $(SAN_VENV)
-	$(SAN_VENV)/bin/pip --disable-pip-version-check -q install "scikit-build-core>=0.10" "pybind11>=2.13" cmake ninja numpy pytest hypothesis onnxruntime tokenizers tqdm
+	$(SAN_VENV)/bin/pip --disable-pip-version-check -q install "scikit-build-core>=0.10" "pybind11>=2.13" cmake ninja numpy pytest hypothesis onnxruntime tokenizers tqdm onnx
 	$(SAN_VENV)/bin/pip --disable-pip-version-check -q install $(BUILD_FLAGS) \
 	  --config-settings=build-dir=build/sanitize \
 	  --config-settings=cmake.define.SECONDOPINION_SANITIZE=ON \

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import random_text, write_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +43,8 @@ def model_dirs(tmp_path_factory) -> Callable[..., Path]:
         options.setdefault("max_length", TINY_MAX_LENGTH)
         key = tuple(sorted(options.items()))
         if key not in cache:
+            from tiny_models import write_model_dir  # needs onnx: only when a model is built
+
             cache[key] = write_model_dir(root / f"m{len(cache)}", **options)
         return cache[key]
 
@@ -82,6 +83,8 @@ def embedder(emb_dir):
 @pytest.fixture(scope="session")
 def varied_pairs() -> list[tuple[str, str]]:
     """60 (query, passage) pairs of very different lengths, some past max_length."""
+    from tiny_models import random_text
+
     rng = np.random.default_rng(7)
     queries = [random_text(rng, int(rng.integers(1, 12))) for _ in range(5)]
     pairs = []

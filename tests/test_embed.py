@@ -184,3 +184,20 @@ def test_threads_sharing_one_instance_match_serial(embedder, texts):
         t.join()
     for got, expected in zip(results, serial, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_int8_embedder_loads_and_stays_close(emb_dir, embedder, texts, quantize_tool, tmp_path):
+    quantized = quantize_tool.quantize_model_dir(emb_dir, tmp_path / "int8")
+    int8 = Embedder(quantized)
+    vectors = int8.encode(texts)
+    assert vectors.shape == (len(texts), embedder.dimension)
+    expected = reference_embeddings(quantized / "model.onnx", int8.tokenize(texts))
+    one_at_a_time = np.concatenate([int8.encode([t]) for t in texts])
+    assert np.max(np.abs(one_at_a_time - expected)) <= 1e-5
+    cosine = np.sum(vectors * embedder.encode(texts), axis=1)
+    batch_diff = float(np.max(np.abs(vectors - one_at_a_time)))
+    print(
+        f"int8 embedder: min cosine to fp32 {cosine.min():.4f}; "
+        f"max |batched - single| {batch_diff:.1e}"
+    )
+    assert cosine.min() > 0.95
