@@ -112,9 +112,15 @@ class FloorChoice:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"floor {self.floor:.4f}  ({self.method}"
-                 + (f", target {self.target:g}" + ("" if self.met else ", NOT met") if self.target is not None else "")
-                 + ")"]
+        lines = [
+            f"floor {self.floor:.4f}  ({self.method}"
+            + (
+                f", target {self.target:g}" + ("" if self.met else ", NOT met")
+                if self.target is not None
+                else ""
+            )
+            + ")"
+        ]
         lines.append(f"  {self.n_queries} queries, {self.n_candidates} candidates")
         lines.append(f"  refusal rate        {_pct(self.refusal_rate)}")
         if self.n_relevant:
@@ -128,7 +134,9 @@ class FloorChoice:
                 f"  separation (Ashman's D) {self.separation:.2f}"
                 f" ({'clean' if self.separation > SEPARATED_D else 'weak: prefer labels'})"
             )
-            lines.append(f"  otsu floor {self.otsu_floor:.4f}, mixture floor {self.mixture_floor:.4f}")
+            lines.append(
+                f"  otsu floor {self.otsu_floor:.4f}, mixture floor {self.mixture_floor:.4f}"
+            )
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -141,7 +149,9 @@ def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
 
 
-def _as_data(source: TraceStore | TraceArrays | CalibrationData, model_id: str | None) -> CalibrationData:
+def _as_data(
+    source: TraceStore | TraceArrays | CalibrationData, model_id: str | None
+) -> CalibrationData:
     if isinstance(source, TraceStore):
         source = source.arrays(model_id)
     if isinstance(source, TraceArrays):
@@ -149,8 +159,7 @@ def _as_data(source: TraceStore | TraceArrays | CalibrationData, model_id: str |
     if isinstance(source, CalibrationData):
         return source
     raise TypeError(
-        "source must be a TraceStore, TraceArrays or CalibrationData, "
-        f"got {type(source).__name__}"
+        f"source must be a TraceStore, TraceArrays or CalibrationData, got {type(source).__name__}"
     )
 
 
@@ -184,7 +193,9 @@ def calibrate_floor(
     score = np.asarray(data.score, dtype=np.float64)
     query = np.asarray(data.query, dtype=np.int64)
     if score.ndim != 1 or score.shape != query.shape:
-        raise ValueError(f"score and query must be 1-D of one length, got {score.shape}, {query.shape}")
+        raise ValueError(
+            f"score and query must be 1-D of one length, got {score.shape}, {query.shape}"
+        )
     if score.size == 0:
         raise ValueError("no candidates to calibrate on")
     if not np.all((score >= 0.0) & (score <= 1.0)):
@@ -238,7 +249,9 @@ def _rates(score: np.ndarray, query: np.ndarray, label: np.ndarray, floor: float
     }
 
 
-def _by_recall(score: np.ndarray, query: np.ndarray, label: np.ndarray, target: float) -> FloorChoice:
+def _by_recall(
+    score: np.ndarray, query: np.ndarray, label: np.ndarray, target: float
+) -> FloorChoice:
     rel_scores = np.sort(score[label > 0])[::-1]
     if rel_scores.size == 0:
         raise ValueError("the judged queries have no relevant candidate; cannot target recall")
@@ -247,8 +260,13 @@ def _by_recall(score: np.ndarray, query: np.ndarray, label: np.ndarray, target: 
     k = max(1, math.ceil(target * rel_scores.size - 1e-9))
     floor = float(rel_scores[k - 1])
     rates = _rates(score, query, label, floor)
-    return FloorChoice(floor=floor, method="target-recall", target=target,
-                       met=rates["recall"] >= target - 1e-12, **rates)
+    return FloorChoice(
+        floor=floor,
+        method="target-recall",
+        target=target,
+        met=rates["recall"] >= target - 1e-12,
+        **rates,
+    )
 
 
 def _by_refusal_precision(
@@ -278,8 +296,14 @@ def _by_refusal_precision(
     if not met:
         notes.append("no floor refuses with that precision; the floor refuses nothing")
     rates = _rates(score, query, label, chosen)
-    return FloorChoice(floor=chosen, method="target-refusal-precision", target=target,
-                       met=met, notes=notes, **rates)
+    return FloorChoice(
+        floor=chosen,
+        method="target-refusal-precision",
+        target=target,
+        met=met,
+        notes=notes,
+        **rates,
+    )
 
 
 # --- unlabelled --------------------------------------------------------------------------
@@ -339,8 +363,12 @@ def _crossing(w: np.ndarray, mu: np.ndarray, var: np.ndarray) -> float | None:
     # log w0 - log s0 - (x-m0)^2/2v0 = log w1 - log s1 - (x-m1)^2/2v1: a quadratic a x^2 + b x + c.
     a = 1 / (2 * var[1]) - 1 / (2 * var[0])
     b = mu[0] / var[0] - mu[1] / var[1]
-    c = (mu[1] ** 2 / (2 * var[1]) - mu[0] ** 2 / (2 * var[0])
-         + math.log(w[0] / math.sqrt(var[0])) - math.log(w[1] / math.sqrt(var[1])))
+    c = (
+        mu[1] ** 2 / (2 * var[1])
+        - mu[0] ** 2 / (2 * var[0])
+        + math.log(w[0] / math.sqrt(var[0]))
+        - math.log(w[1] / math.sqrt(var[1]))
+    )
     if abs(a) < 1e-12:
         roots = [] if abs(b) < 1e-12 else [-c / b]
     else:
@@ -366,11 +394,13 @@ def _unlabelled(score: np.ndarray, query: np.ndarray) -> FloorChoice:
         method, floor_logit = "mixture", cross
     else:
         method, floor_logit = "otsu", otsu
-        notes.append("the mixture's densities do not cross between its means; Otsu's threshold used")
+        notes.append(
+            "the mixture's densities do not cross between its means; Otsu's threshold used"
+        )
     if separation <= SEPARATED_D:
         notes.append(
-            f"the score distribution is not clearly bimodal (D = {separation:.2f} <= {SEPARATED_D}); "
-            "calibrate with labels if you can"
+            "the score distribution is not clearly bimodal "
+            f"(D = {separation:.2f} <= {SEPARATED_D}); calibrate with labels if you can"
         )
     if min(w) < 0.01:
         notes.append(f"one mode holds only {100 * min(w):.1f}% of the candidates")
@@ -469,21 +499,44 @@ def plot_floor(
     bins = np.linspace(x.min(), x.max(), 61)
     if data.label is not None and (np.asarray(data.label) >= 0).any():
         label = np.asarray(data.label)
-        ax.hist(x[label == 0], bins=bins, color="#9e9e9e", alpha=0.75, label=f"not relevant ({int((label == 0).sum())})")
-        ax.hist(x[label > 0], bins=bins, color="#2e7d32", alpha=0.8, label=f"relevant ({int((label > 0).sum())})")
+        ax.hist(
+            x[label == 0],
+            bins=bins,
+            color="#9e9e9e",
+            alpha=0.75,
+            label=f"not relevant ({int((label == 0).sum())})",
+        )
+        ax.hist(
+            x[label > 0],
+            bins=bins,
+            color="#2e7d32",
+            alpha=0.8,
+            label=f"relevant ({int((label > 0).sum())})",
+        )
     else:
         ax.hist(x, bins=bins, color="#5c6bc0", alpha=0.8, label=f"all candidates ({x.size})")
         if choice.modes is not None:
             for p, name in zip(choice.modes, ("junk mode", "evidence mode"), strict=True):
                 ax.axvline(_logit(np.array([p]))[0], color="#5c6bc0", ls=":", lw=1.5)
-                ax.annotate(name, (_logit(np.array([p]))[0], 0.02), xycoords=("data", "axes fraction"),
-                            ha="center", va="bottom", fontsize=9, color="#3949ab",
-                            backgroundcolor="white")
+                ax.annotate(
+                    name,
+                    (_logit(np.array([p]))[0], 0.02),
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    color="#3949ab",
+                    backgroundcolor="white",
+                )
     fx = _logit(np.array([choice.floor]))[0]
     ax.axvline(fx, color="#c62828", lw=2.5, label=f"floor {choice.floor:.3f} ({choice.method})")
     ax.set_yscale("log")
     ax.set_ylabel("candidates (log scale)")
-    ticks = [p for p in (1e-4, 1e-3, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999) if x.min() <= _logit(np.array([p]))[0] <= x.max()]
+    ticks = [
+        p
+        for p in (1e-4, 1e-3, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
+        if x.min() <= _logit(np.array([p]))[0] <= x.max()
+    ]
     ax.set_xticks(_logit(np.array(ticks)) if ticks else [])
     ax.set_xticklabels([f"{p:g}" for p in ticks])
     ax.set_xlabel("relevance probability (logit scale)")

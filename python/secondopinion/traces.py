@@ -193,9 +193,7 @@ _INSERT_TRACE = (
     "INSERT INTO traces (query_id, query, status, model_id, floor, best_score, n_candidates,"
     " rerank_ms, timings_ms, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_CANDIDATE = (
-    "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_CANDIDATE = "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_LABEL = (
     "INSERT INTO labels (query_id, doc_id, relevance) VALUES (?, ?, ?)"
     " ON CONFLICT (query_id, doc_id) DO UPDATE SET relevance = excluded.relevance"
@@ -245,7 +243,7 @@ class TraceStore:
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode
             except sqlite3.Error as exc:
-                raise TraceStoreError(f"{self.path}: cannot open as SQLite ({exc})") from None
+                raise TraceStoreError(f"{self.path}: not a trace store ({exc})") from None
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -356,7 +354,8 @@ class TraceStore:
             floor = result.floor
         except AttributeError as exc:
             raise TypeError(
-                f"result must be an Evidence or Refusal (candidates, timings_ms, floor, query): {exc}"
+                "result must be an Evidence or Refusal "
+                f"(candidates, timings_ms, floor, query): {exc}"
             ) from None
         refused = hasattr(result, "reason")
         rows = [_candidate_row(position, c) for position, c in enumerate(candidates)]
@@ -536,7 +535,10 @@ def _rerank_ms(timings: Mapping[str, float]) -> float | None:
 
 def _label_rows(qrels: Mapping[str | None, Mapping[str, int] | None]) -> list[tuple[str, str, int]]:
     if not isinstance(qrels, Mapping):
-        raise TypeError(f"qrels must be a mapping {{query_id: {{doc_id: relevance}}}}, got {type(qrels).__name__}")
+        raise TypeError(
+            "qrels must be a mapping {query_id: {doc_id: relevance}}, "
+            f"got {type(qrels).__name__}"
+        )
     rows = []
     for qid, judged in qrels.items():
         if not isinstance(qid, str):
@@ -547,6 +549,8 @@ def _label_rows(qrels: Mapping[str | None, Mapping[str, int] | None]) -> list[tu
             if not isinstance(doc_id, str):
                 raise TypeError(f"qrels[{qid!r}]: doc id must be a str, got {doc_id!r}")
             if isinstance(rel, bool) or not isinstance(rel, (int, np.integer)):
-                raise TypeError(f"qrels[{qid!r}][{doc_id!r}]: relevance must be an int, got {rel!r}")
+                raise TypeError(
+                    f"qrels[{qid!r}][{doc_id!r}]: relevance must be an int, got {rel!r}"
+                )
             rows.append((qid, doc_id, int(rel)))
     return rows
