@@ -243,6 +243,8 @@ class TraceStore:
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode
             except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
                 raise TraceStoreError(f"{self.path}: not a trace store ({exc})") from None
             self._local.conn = conn
             with self._lock:
