@@ -84,8 +84,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .diagnose import diagnose
     from .traces import TraceStore
 
+    traces = _existing(args.traces)
     qrels = load_qrels(args.qrels) if args.qrels else None
-    with TraceStore(_existing(args.traces)) as store:
+    with TraceStore(traces) as store:
         report = diagnose(store, qrels, model_id=args.model_id)
     print(json.dumps(report.as_json()) if args.json else report.format())
     return 0
