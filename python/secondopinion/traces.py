@@ -447,9 +447,12 @@ class TraceStore:
                 f" FROM traces {where} ORDER BY trace_id",
                 params,
             ).fetchall()
+            # COALESCE in SQL keeps None out of the numeric columns, so that each
+            # converts to numpy in one C-level pass (a Python loop per row costs 5x).
             rows = conn.execute(
-                "SELECT c.trace_id, c.doc_id, c.score, c.ce_logit, c.kept,"
-                " c.bm25_rank, c.dense_rank, c.fused_rank, l.relevance"
+                "SELECT c.trace_id, c.doc_id, c.score, COALESCE(c.ce_logit, 'nan'), c.kept,"
+                " COALESCE(c.bm25_rank, 0), COALESCE(c.dense_rank, 0), COALESCE(c.fused_rank, 0),"
+                " l.relevance"
                 " FROM candidates c JOIN traces t USING (trace_id)"
                 " LEFT JOIN labels l ON l.query_id = t.query_id AND l.doc_id = c.doc_id"
                 f" {where.replace('model_id', 't.model_id')}"
@@ -461,30 +464,30 @@ class TraceStore:
         if not per_trace:
             which = f" of model {model_id!r}" if model_id else ""
             raise ValueError(f"{self.path}: no traces{which}")
-        index = {row[0]: i for i, row in enumerate(per_trace)}
+        trace_ids = np.array([r[0] for r in per_trace], dtype=np.int64)  # ascending
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 9
+
+        def column(i: int, dtype: type) -> np.ndarray:
+            return np.array(columns[i], dtype=dtype)
+
+        trace = np.searchsorted(trace_ids, column(0, np.int64))
         judged = np.array([bool(r[7]) for r in per_trace], dtype=bool)
-        trace = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
-        label = np.array(
-            [(-1 if not judged[index[r[0]]] else 0) if r[8] is None else r[8] for r in rows],
-            dtype=np.int64,
-        )
-
-        def column(i: int, dtype: type, missing: float = 0) -> np.ndarray:
-            return np.array([missing if r[i] is None else r[i] for r in rows], dtype=dtype)
-
+        relevance = column(8, np.float64)  # None -> NaN: not in the judgements
+        missing = np.where(judged[trace], 0, -1)
+        label = np.where(np.isnan(relevance), missing, np.nan_to_num(relevance)).astype(np.int64)
         return TraceArrays(
             trace=trace,
-            doc_ids=_objects(r[1] for r in rows),
+            doc_ids=_objects(columns[1]),
             score=column(2, np.float64),
-            ce_logit=column(3, np.float64, math.nan),
-            kept=column(4, bool),
+            ce_logit=column(3, np.float64),
+            kept=column(4, np.int64).astype(bool),
             bm25_rank=column(5, np.int64),
             dense_rank=column(6, np.int64),
             fused_rank=column(7, np.int64),
             label=label,
+            judged=judged,
             query_ids=_objects(r[1] for r in per_trace),
             queries=_objects(r[2] for r in per_trace),
-            judged=judged,
             floor=np.array([math.nan if r[4] is None else r[4] for r in per_trace], np.float64),
             refused=np.array([r[3] == "refusal" for r in per_trace], dtype=bool),
             rerank_ms=np.array([math.nan if r[5] is None else r[5] for r in per_trace], np.float64),
