@@ -168,6 +168,8 @@ def test_bad_arguments(store, tmp_path):
     result = make_result([0.9])
     with pytest.raises(TypeError, match="path"):
         TraceStore(3)  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        TraceStore(tmp_path / "no" / "t.db")
     with pytest.raises(TypeError, match="model_id"):
         store.record(result, model_id="")
     with pytest.raises(TypeError, match="query_id"):

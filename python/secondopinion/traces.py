@@ -208,6 +208,7 @@ class TraceStore:
 
     Raises:
         TypeError: ``path`` is not a path.
+        FileNotFoundError: the folder of ``path`` does not exist.
         TraceStoreError: the file exists but is not a SQLite database, is a
             database of another application, or has a newer schema.
     """
@@ -218,6 +219,9 @@ class TraceStore:
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
             raise ValueError(f"timeout must be a number >= 0, got {timeout!r}")
         self.path = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"trace store {self.path!r}: folder {parent!r} does not exist")
         self._timeout = float(timeout)
         self._local = threading.local()
         self._lock = threading.Lock()
