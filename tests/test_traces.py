@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 
@@ -124,6 +125,19 @@ def test_concurrent_writes_from_8_threads(store):
     # Each trace's candidates stayed together and in order.
     np.testing.assert_array_equal(np.bincount(arr.trace), [3] * arr.n_traces)
     np.testing.assert_array_equal(arr.label, np.tile([1, 0, 0], arr.n_traces))
+
+
+def test_connections_of_ended_threads_are_released(store):
+    def work() -> None:
+        store.record(make_result([0.5]), model_id="m")
+
+    for _ in range(20):
+        th = threading.Thread(target=work)
+        th.start()
+        th.join()
+    gc.collect()
+    assert len(store) == 20
+    assert len(store._connections) <= 2  # this thread's, perhaps one not yet collected
 
 
 def test_several_models_need_a_model_id(store):

@@ -32,6 +32,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -200,6 +201,12 @@ _UPSERT_LABEL = (
 )
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot), so that
+    the store can close every thread's connection without keeping alive those of
+    threads that have ended."""
+
+
 class TraceStore:
     """A SQLite trace store at ``path`` (created when missing).
 
@@ -225,7 +232,7 @@ class TraceStore:
         self._timeout = float(timeout)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._closed = False
         self._initialise(self._connection())
 
@@ -242,7 +249,11 @@ class TraceStore:
                 # upgrade a read lock. check_same_thread=False only so that close()
                 # can close every thread's connection; each is used by one thread.
                 conn = sqlite3.connect(
-                    self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                    self.path,
+                    timeout=self._timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    factory=_Connection,
                 )
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode
@@ -252,7 +263,7 @@ class TraceStore:
                 raise TraceStoreError(f"{self.path}: not a trace store ({exc})") from None
             self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                self._connections.add(conn)
         return conn
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
@@ -308,7 +319,7 @@ class TraceStore:
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
         with self._lock:
-            for conn in self._connections:
+            for conn in list(self._connections):
                 conn.close()
             self._connections.clear()
             self._closed = True
