@@ -112,15 +112,10 @@ class FloorChoice:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [
-            f"floor {self.floor:.4f}  ({self.method}"
-            + (
-                f", target {self.target:g}" + ("" if self.met else ", NOT met")
-                if self.target is not None
-                else ""
-            )
-            + ")"
-        ]
+        how = self.method
+        if self.target is not None:
+            how += f", target {self.target:g}" + ("" if self.met else ", NOT met")
+        lines = [f"floor {self.floor:.4f}  ({how})"]
         lines.append(f"  {self.n_queries} queries, {self.n_candidates} candidates")
         lines.append(f"  refusal rate        {_pct(self.refusal_rate)}")
         if self.n_relevant:
@@ -141,8 +136,11 @@ class FloorChoice:
         return "\n".join(lines)
 
     def as_json(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items()}
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+        # NaN is not JSON; undefined rates become null.
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in self.__dict__.items()
+        }
 
 
 def _pct(x: float) -> str:
