@@ -96,6 +96,19 @@ def test_power_law_fit_recovers_known_parameters():
     assert a == pytest.approx(200, rel=0.1)
 
 
+def test_power_law_fit_on_poisson_samples_predicts_the_tail():
+    rng = np.random.default_rng(3)
+    a, b, n_queries, depth = 0.4, 1.2, 2000, 100
+    r = np.arange(1, 1001)
+    counts = rng.poisson(n_queries * a * r**-b)  # relevant documents found at each rank
+    ranks = np.repeat(r, counts)
+    fit_a, fit_b = _fit_power_law(ranks[ranks <= depth], n_queries, depth)
+    predicted = fit_a * np.sum(np.arange(depth + 1, 301.0) ** -fit_b) * n_queries
+    expected = n_queries * a * np.sum(np.arange(depth + 1, 301.0) ** -b)  # the true tail
+    assert fit_b == pytest.approx(b, abs=0.05)
+    assert predicted == pytest.approx(expected, rel=0.15)
+
+
 def test_depth_estimates_are_monotone_capped_and_priced(tmp_path):
     rng = np.random.default_rng(0)
     depth = 50
