@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import sqlite3
 import threading
@@ -66,6 +67,31 @@ def test_round_trip_matches_the_results(store):
     np.testing.assert_array_equal(arr.query_ids, ["q1", "q2"])
     np.testing.assert_array_equal(arr.label, [-1] * 5)  # nothing judged
     assert not arr.labelled
+
+
+def test_status_best_score_and_timings_as_the_pipeline_sets_them(store):
+    @dataclasses.dataclass(frozen=True)
+    class Answer:  # like the pipeline's Evidence: a status class attribute, best_score
+        candidates: list
+        floor: float | None
+        query: str
+        timings_ms: dict
+        status = "refusal"
+
+        @property
+        def best_score(self) -> float:
+            return 0.25
+
+    chunks = make_result([0.2, 0.1]).candidates
+    timings = {"bm25": 1.0, "tokenize": 3.0, "rerank": 40.0, "gate": 0.1}
+    store.record(Answer(chunks, None, "q", timings), query_id="q", model_id="m")
+    arr = store.arrays()
+    assert arr.refused.tolist() == [True]
+    assert np.isnan(arr.floor[0])  # no floor
+    assert arr.rerank_ms.tolist() == [43.0]  # tokenize + rerank: what grows with depth
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("SELECT best_score FROM traces").fetchone()[0] == 0.25
+    conn.close()
 
 
 def test_view_has_one_row_per_query_and_candidate(store, tmp_path):

@@ -19,8 +19,8 @@ rank are fitted with a power law ``a * r**-b`` (maximum likelihood, ``b`` in
 larger depth would add, capped at the recall misses. This is a rough,
 optimistic-by-construction guide (it assumes stage 1 ranks the missing
 documents just below the cut); the true gain is measured by re-running with
-the larger depth. The cost is the traces' rerank time per candidate times the
-extra candidates per query.
+the larger depth. The cost is the traces' second-stage time (tokenize + rerank)
+per candidate times the extra candidates per query.
 
 Query ids of the traces must match the qrels, and candidate ids are taken as
 document ids (one chunk per document, as in BEIR); pass ``doc_id_of`` to map

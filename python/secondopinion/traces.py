@@ -52,9 +52,9 @@ __all__ = [
 #: ``PRAGMA application_id`` of a trace store: "SOTR" in ASCII.
 APPLICATION_ID = 0x534F5452
 SCHEMA_VERSION = 1
-#: The key of ``timings_ms`` that holds the cross-encoder's time; when absent,
-#: the sum of the keys that contain "rerank" is used.
-RERANK_TIMING_KEY = "rerank"
+#: The keys of ``timings_ms`` whose sum is the second stage's time, the part that
+#: grows with the number of candidates (what a larger depth costs).
+RERANK_TIMING_KEYS = ("tokenize", "rerank")
 
 
 class TraceStoreError(ValueError):
@@ -82,8 +82,9 @@ class CandidateLike(Protocol):
 
 @runtime_checkable
 class ResultLike(Protocol):
-    """What :meth:`TraceStore.record` reads from a pipeline result
-    (``Evidence`` or ``Refusal``; a refusal also has ``reason`` and ``best_score``)."""
+    """What :meth:`TraceStore.record` reads from a pipeline result (``Evidence`` or
+    ``Refusal``). Also read when present: ``status`` ("evidence" or "refusal"; else a
+    result with a ``reason`` is a refusal) and ``best_score`` (else the top score)."""
 
     candidates: Sequence[CandidateLike]
     timings_ms: Mapping[str, float]
@@ -374,17 +375,18 @@ class TraceStore:
                 "result must be an Evidence or Refusal "
                 f"(candidates, timings_ms, floor, query): {exc}"
             ) from None
-        refused = hasattr(result, "reason")
+        status = getattr(result, "status", None)
+        if status not in ("evidence", "refusal"):  # objects without the class attribute
+            status = "refusal" if hasattr(result, "reason") else "evidence"
         rows = [_candidate_row(position, c) for position, c in enumerate(candidates)]
-        if refused:
-            best = getattr(result, "best_score", None)
-        else:
+        best = getattr(result, "best_score", None)
+        if best is None or not math.isfinite(best):
             best = max((row[2] for row in rows), default=None)
         label_rows = _label_rows({query_id: labels}) if labels is not None else []
         trace_row = (
             query_id,
             str(query),
-            "refusal" if refused else "evidence",
+            status,
             model_id,
             None if floor is None else float(floor),
             None if best is None else float(best),
@@ -547,9 +549,7 @@ def _candidate_row(position: int, c: CandidateLike) -> tuple:
 
 
 def _rerank_ms(timings: Mapping[str, float]) -> float | None:
-    if RERANK_TIMING_KEY in timings:
-        return float(timings[RERANK_TIMING_KEY])
-    parts = [float(v) for k, v in timings.items() if "rerank" in str(k)]
+    parts = [float(timings[k]) for k in RERANK_TIMING_KEYS if k in timings]
     return sum(parts) if parts else None
 
 
