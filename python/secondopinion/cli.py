@@ -181,6 +181,56 @@ def _add_gate_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .beir import load_qrels
+    from .calibrate import calibrate_floor, plot_floor, write_floor
+    from .traces import TraceStore
+
+    with TraceStore(_existing(args.traces)) as store:
+        if args.qrels:
+            store.add_labels(load_qrels(args.qrels))
+        choice = calibrate_floor(
+            store,
+            target_recall=args.target_recall,
+            target_refusal_precision=args.target_refusal_precision,
+            model_id=args.model_id,
+        )
+        if args.plot:
+            print(
+                f"plot: {plot_floor(store, choice, args.plot, model_id=args.model_id)}",
+                file=sys.stderr,
+            )
+    print(json.dumps(choice.as_json()) if args.json else choice.summary())
+    if args.write_to:
+        print(
+            f"floor {choice.floor:.6g} written to {write_floor(args.write_to, choice.floor)}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from .beir import load_qrels
+    from .diagnose import diagnose
+    from .traces import TraceStore
+
+    traces = _existing(args.traces)
+    qrels = load_qrels(args.qrels) if args.qrels else None
+    with TraceStore(traces) as store:
+        report = diagnose(store, qrels, model_id=args.model_id)
+    print(json.dumps(report.as_json()) if args.json else report.format())
+    return 0
+
+
+def _existing(path: str) -> str:
+    """A trace store to read must exist (TraceStore would create an empty one)."""
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--traces {path!r}: no such file")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .evaluate import STAGES
 
@@ -224,6 +274,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gate_args(p)
     _add_model_args(p)
     p.set_defaults(func=_cmd_search)
+    p = sub.add_parser("calibrate", help="choose the relevance floor from traces")
+    p.add_argument("--traces", required=True, metavar="DB", help="trace store (SQLite)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument(
+        "--target-recall", type=float, metavar="R", help="keep this share of relevant candidates"
+    )
+    target.add_argument(
+        "--target-refusal-precision", type=float, metavar="P", help="refusals right this often"
+    )
+    p.add_argument(
+        "--qrels", metavar="FILE", help="BEIR qrels .tsv to label the traces with (stored)"
+    )
+    p.add_argument("--model-id", help="which model's traces (needed when several)")
+    p.add_argument(
+        "--plot", metavar="OUT", help="draw the distributions and the floor (PNG, SVG, PDF)"
+    )
+    p.add_argument(
+        "--write-to", metavar="MODEL_DIR", help="set the floor in MODEL_DIR/secondopinion.json"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser("diagnose", help="split misses into recall and ranking misses")
+    p.add_argument("--traces", required=True, metavar="DB", help="trace store (SQLite)")
+    p.add_argument("--qrels", metavar="FILE", help="BEIR qrels .tsv (default: the store's labels)")
+    p.add_argument("--model-id", help="which model's traces (needed when several)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_diagnose)
     return parser
 
 
