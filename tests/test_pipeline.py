@@ -312,3 +312,27 @@ def test_bm25_and_pipeline_share_positions(pipe, documents):
         [f"{d['title']} {d['text']}" for d in documents], ids=[d["id"] for d in documents]
     )
     assert index.ids.tolist() == pipe.retriever.bm25.ids.tolist() == pipe.ids
+
+
+def test_traces_are_opt_in_and_record_every_candidate(pipe, tmp_path):
+    from secondopinion.traces import TraceStore
+
+    assert pipe.traces is None
+    store = TraceStore(tmp_path / "traces.db")
+    pipe.traces = store
+    try:
+        results = pipe.search_batch(
+            ["alpha query", "beta query"], candidates=7, query_ids=["q1", "q2"], threads=2
+        )
+    finally:
+        pipe.traces = None
+    arrays = store.arrays()
+    assert len(arrays.doc_ids) == sum(len(r.candidates) for r in results)
+    assert set(arrays.query_ids.tolist()) == {"q1", "q2"}
+    assert arrays.kept.sum() == sum(len(r.chunks) for r in results if r.status == "evidence")
+    store.close()
+
+
+def test_query_ids_must_match_queries(pipe):
+    with pytest.raises(ValueError, match="query_ids"):
+        pipe.search_batch(["a", "b"], query_ids=["q1"])
