@@ -24,6 +24,7 @@ in the same run, the peak the GFLOP/s are compared with.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 from collections.abc import Callable
@@ -157,13 +158,23 @@ def real_lengths(cross_encoder_models, workloads) -> Callable[[str], list[np.nda
 
 @pytest.fixture(scope="session")
 def contenders(cross_encoder_models):
-    """Builds contenders; ONNX Runtime sessions and torch models are shared across cases."""
+    """Builds contenders; the peers of one cell share a session, torch models are reused.
+
+    Only the current (precision, threads) cell's sessions are kept: an ONNX
+    Runtime arena keeps its peak, about 2.5 GB after a flashrank-style call on
+    RAG chunks, and four of them exhausted a 24 GB machine.
+    """
     sessions: dict[tuple, object] = {}
     torch_models: dict[tuple, SentenceTransformersTorch] = {}
     ours: dict[tuple, Ours] = {}
 
     def get(case: Case, max_length: int) -> Contender:
         model_dir = cross_encoder_models.onnx_dir(case.precision)
+        cell = (case.precision, case.threads)
+        if any(key[:2] != cell for key in [*sessions, *ours]):
+            sessions.clear()
+            ours.clear()
+            gc.collect()
         if case.contender == "ours":
             import secondopinion
 
