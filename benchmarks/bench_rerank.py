@@ -11,6 +11,11 @@ int8, reranks each query's 100 pairs once per round; one round per query.
         --benchmark-json=build/bench-rerank.json
     .venv/bin/python benchmarks/report_rerank.py build/bench-rerank.json
 
+Cost: with 2 queries the whole matrix took 29 minutes on the 2-core development
+machine while it was shared (load average 10-15); the default 20 queries take
+roughly ten times the timed part. Peak memory stays near 6.5 GB: flashrank-style
+on RAG chunks pads 100 pairs to 512 tokens, and ONNX Runtime's arena keeps that peak.
+
 Environment: SECONDOPINION_BENCH_QUERIES (default 20), SECONDOPINION_BENCH_REPEATS
 (passes over the queries, default 1), SECONDOPINION_BENCH_THREADS ("1,2"),
 SECONDOPINION_BENCH_PRECISIONS ("fp32,int8"); ``-k`` selects contenders and workloads.
