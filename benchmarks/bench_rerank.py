@@ -11,6 +11,11 @@ int8, reranks each query's 100 pairs once per round; one round per query.
         --benchmark-json=build/bench-rerank.json
     .venv/bin/python benchmarks/report_rerank.py build/bench-rerank.json
 
+Cost: with 2 queries the whole matrix took 29 minutes on the 2-core development
+machine while it was shared (load average 10-15); the default 20 queries take
+roughly ten times the timed part. Peak memory stays near 6.5 GB: flashrank-style
+on RAG chunks pads 100 pairs to 512 tokens, and ONNX Runtime's arena keeps that peak.
+
 Environment: SECONDOPINION_BENCH_QUERIES (default 20), SECONDOPINION_BENCH_REPEATS
 (passes over the queries, default 1), SECONDOPINION_BENCH_THREADS ("1,2"),
 SECONDOPINION_BENCH_PRECISIONS ("fp32,int8"); ``-k`` selects contenders and workloads.
@@ -24,6 +29,7 @@ in the same run, the peak the GFLOP/s are compared with.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 from collections.abc import Callable
@@ -157,13 +163,23 @@ def real_lengths(cross_encoder_models, workloads) -> Callable[[str], list[np.nda
 
 @pytest.fixture(scope="session")
 def contenders(cross_encoder_models):
-    """Builds contenders; ONNX Runtime sessions and torch models are shared across cases."""
+    """Builds contenders; the peers of one cell share a session, torch models are reused.
+
+    Only the current (precision, threads) cell's sessions are kept: an ONNX
+    Runtime arena keeps its peak, about 2.5 GB after a flashrank-style call on
+    RAG chunks, and four of them exhausted a 24 GB machine.
+    """
     sessions: dict[tuple, object] = {}
     torch_models: dict[tuple, SentenceTransformersTorch] = {}
     ours: dict[tuple, Ours] = {}
 
     def get(case: Case, max_length: int) -> Contender:
         model_dir = cross_encoder_models.onnx_dir(case.precision)
+        cell = (case.precision, case.threads)
+        if any(key[:2] != cell for key in [*sessions, *ours]):
+            sessions.clear()
+            ours.clear()
+            gc.collect()
         if case.contender == "ours":
             import secondopinion
 
