@@ -16,7 +16,7 @@ first stage the training run validated on. Reported per dataset:
 * each embedder's corpus encoding time (cached under ``--cache``, keyed by the
   model file's hash, so a rerun does not re-encode);
 * each cross-encoder's nDCG@10 reranking those candidates, its pairs/s, and for
-  a label ending in ``-int8`` with a ``-fp32`` twin, the mean and max
+  a label ``NAME-int8...`` with a ``NAME-fp32`` twin, the mean and max
   |probability difference| between the two on the same pairs.
 
 ``--max-docs`` shrinks each corpus (the judged documents of the chosen queries
@@ -201,7 +201,8 @@ def validate_dataset(
             "pairs_per_s": len(pairs) / seconds,
             "max_length": ce.max_length,
         }
-        twin = label[: -len("-int8")] + "-fp32" if label.endswith("-int8") else None
+        stem, _, precision = label.partition("-")
+        twin = f"{stem}-fp32" if precision.startswith("int8") else None
         if twin in logits_by_label:
             dp = np.abs(
                 logits_to_probabilities(logits).astype(np.float64)
