@@ -53,6 +53,7 @@ test-sanitize: $(VENV)/.deps
 # Rebuild the shipped models (tools/build_models.sh; DEVICE_RUN=folder reuses a GPU run).
 model: build
 	PY=$(PY) DEVICE_RUN=$(DEVICE_RUN) bash tools/build_models.sh
+	$(MAKE) build
 
 clean:
 	rm -rf build $(VENV) $(SAN_VENV)
