@@ -50,5 +50,10 @@ test-sanitize: $(VENV)/.deps
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --capture=sys -m "not slow" $(SANITIZE_TESTS)
 
+# Rebuild the shipped models (tools/build_models.sh; DEVICE_RUN=folder reuses a GPU run).
+model: build
+	PY=$(PY) DEVICE_RUN=$(DEVICE_RUN) bash tools/build_models.sh
+	$(MAKE) build
+
 clean:
 	rm -rf build $(VENV) $(SAN_VENV)

@@ -1,6 +1,6 @@
 """Write a dynamically int8-quantised copy of a model directory.
 
-    python tools/quantize.py SRC_DIR DST_DIR [--no-optimize] [--per-channel]
+    python tools/quantize.py SRC_DIR DST_DIR [--no-optimize] [--per-channel] [--op-types Gather]
 
 Dynamic quantisation stores the weights of MatMul/Gemm (and fused Attention)
 nodes as int8 and quantises activations to uint8 at run time, with a scale
@@ -37,9 +37,19 @@ CONFIG_FILE = "secondopinion.json"
 
 
 def quantize_model_dir(
-    src: Path, dst: Path, *, optimize: bool = True, per_channel: bool = False
+    src: Path,
+    dst: Path,
+    *,
+    optimize: bool = True,
+    per_channel: bool = False,
+    op_types: list[str] | None = None,
 ) -> Path:
-    """Quantise ``src``'s model into ``dst`` (created; must not be ``src``). Returns ``dst``."""
+    """Quantise ``src``'s model into ``dst`` (created; must not be ``src``). Returns ``dst``.
+
+    ``op_types`` limits quantisation to those operator types (e.g. ``["Gather"]``:
+    only the word-embedding table, which holds most of a small encoder's bytes,
+    while the matrix products stay fp32); ``None`` quantises all it can.
+    """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -63,6 +73,7 @@ def quantize_model_dir(
             dst / MODEL_FILE,
             per_channel=per_channel,
             weight_type=QuantType.QInt8,
+            op_types_to_quantize=op_types,
             # ONNX shape inference cannot type the outputs of fused contrib ops;
             # everything in these encoders is float32.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -75,6 +86,7 @@ def quantize_model_dir(
         "activations": "uint8",
         "per_channel": per_channel,
         "fused_before_quantizing": optimize,
+        "op_types": op_types or "all",
         "source": str(src),
     }
     if config.get("floor") is not None:
@@ -114,9 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--per-channel", action="store_true", help="one weight scale per output channel"
     )
+    parser.add_argument(
+        "--op-types",
+        nargs="+",
+        default=None,
+        help="quantise only these operator types (e.g. Gather); default: all supported",
+    )
     args = parser.parse_args(argv)
     out = quantize_model_dir(
-        args.src, args.dst, optimize=args.optimize, per_channel=args.per_channel
+        args.src,
+        args.dst,
+        optimize=args.optimize,
+        per_channel=args.per_channel,
+        op_types=args.op_types,
     )
     print(out)
     return 0
