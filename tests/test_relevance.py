@@ -190,6 +190,23 @@ def test_candidate_features_when_a_leg_returned_nothing() -> None:
     assert all(np.isfinite(v).all() for v in f.values())
 
 
+def test_leg_depth_sets_the_rank_of_absent_candidates() -> None:
+    args = {
+        "ce_logit": [1.0, 0.0],
+        "bm25_score": [5.0, np.nan],
+        "bm25_rank": [7, 0],
+        "dense_score": [np.nan, 0.4],
+        "dense_rank": [0, 40],
+    }
+    f = candidate_features(**args, leg_depth=100)
+    np.testing.assert_array_equal(f["bm25_log_rank"], np.log([7, 101]))
+    np.testing.assert_array_equal(f["dense_log_rank"], np.log([101, 40]))
+    # default: the largest given rank when it exceeds n
+    np.testing.assert_array_equal(candidate_features(**args)["dense_log_rank"], np.log([41, 40]))
+    with pytest.raises(ValueError, match="leg_depth 20"):
+        candidate_features(**args, leg_depth=20)
+
+
 def test_candidate_features_feed_the_model() -> None:
     names = ("ce_gap", "bm25_absent", "dense_log_rank")
     model = RelevanceModel(names, np.zeros(3), np.ones(3), np.array([1.0, -1.0, -0.5]), 0.0)

@@ -94,8 +94,14 @@ def build_features(args: argparse.Namespace) -> None:
         cross = CrossEncoder(args.cross_encoder, threads=args.threads, max_length=MAX_LENGTH)
     emb_tag = model_tag(args.embedder)
     for name, split in DATASETS:
+        if args.only and name != args.only:
+            continue
         data = load_beir(args.data / name, split)
         qids = [q for q in val_ids[name] if q in data.qrels]
+        if args.max_queries and len(qids) > args.max_queries:
+            # a seeded random subset, kept in the stored order
+            keep = np.random.default_rng(0).permutation(len(qids))[: args.max_queries]
+            qids = [qids[i] for i in sorted(keep)]
         texts = data.corpus.indexable_texts()
         log(f"{name}: {len(qids)} validation queries, {len(texts)} docs")
 
@@ -121,7 +127,7 @@ def build_features(args: argparse.Namespace) -> None:
             fused = fuse_rrf(
                 [bm25_hits[i], (top.astype(np.int64), row[top].astype(np.float32))],
                 k=RRF_K,
-                limit=DEPTH,
+                limit=args.candidates,
             )
             n = len(fused.indices)
             judged = data.qrels[qid]
@@ -140,16 +146,20 @@ def build_features(args: argparse.Namespace) -> None:
         if cross is None:
             log(f"{name}: candidates built; no --cross-encoder, so no features written")
             continue
-        ce_file = args.cache / f"{name}_ce_{model_tag(args.cross_encoder)}_{emb_tag}.npy"
+        ce_tag = model_tag(args.cross_encoder)
+        ce_file = args.cache / f"{name}_ce_{ce_tag}_{emb_tag}_{len(qids)}x{args.candidates}.npy"
         if ce_file.exists():
             logits = np.load(ce_file)
         else:
-            logits = score_pairs(cross, queries, texts, arrays, args.cache / f"{name}_ce.part")
+            logits = score_pairs(
+                cross, queries, texts, arrays, args.cache / (ce_file.stem + "_partial")
+            )
             np.save(ce_file, logits)
         arrays["ce_logit"] = logits
         n_rel = {q: sum(1 for g in data.qrels[q].values() if g > 0) for q in qids}
         np.savez(
             args.cache / f"{name}.npz",
+            leg_depth=np.array(DEPTH),
             qids=np.array(qids),
             n_relevant=np.array([n_rel[q] for q in qids], dtype=np.int32),
             **arrays,
@@ -271,6 +281,7 @@ def features_of(data: dict, keep: np.ndarray | None = None) -> tuple[dict, np.nd
             dense_rank=data["dense_rank"][rows],
             fused_rank=data["fused_rank"][rows],
             fused_score=data["fused_score"][rows],
+            leg_depth=int(data["leg_depth"]),
         )
         for k, v in f.items():
             parts[k].append(v)
@@ -288,6 +299,9 @@ def fit(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     sets = {}
     for name, split in DATASETS:
+        if not (args.cache / f"{name}.npz").exists():
+            log(f"{name}: no {args.cache / (name + '.npz')}, skipped")
+            continue
         data = dict(np.load(args.cache / f"{name}.npz"))
         qrels = load_beir(args.data / name, split).qrels
         q = data["query"]
@@ -363,7 +377,7 @@ def query_weights(data: dict, mask: np.ndarray) -> np.ndarray:
     datasets weigh by their query counts."""
     q = data["qof"][mask]
     counts = np.bincount(q, minlength=len(data["qids"]))
-    return DEPTH / counts[q]
+    return counts[counts > 0].mean() / counts[q]
 
 
 def no_answer_check(
@@ -408,6 +422,7 @@ def no_answer_check(
                     dense_rank=d["dense_rank"][rows],
                     fused_rank=d["fused_rank"][rows],
                     fused_score=d["fused_score"][rows],
+                    leg_depth=int(d["leg_depth"]),
                 )
                 maxp[qi] = model.predict_proba(f).max()
                 maxce[qi] = d["ce_logit"][rows].max()
@@ -459,6 +474,16 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--cross-encoder", type=Path, default=None)
     f.add_argument("--embedder", type=Path, required=True)
     f.add_argument("--threads", type=int, default=2)
+    f.add_argument(
+        "--max-queries", type=int, default=0, help="per dataset, a seeded subset (0: all)"
+    )
+    f.add_argument(
+        "--candidates",
+        type=int,
+        default=DEPTH,
+        help="fused candidates kept and scored per query (CPU time is linear in it)",
+    )
+    f.add_argument("--only", default="", help="only this dataset (scifact or nfcorpus)")
     g = sub.choices["fit"]
     g.add_argument("--out", type=Path, default=Path("build/relevance.json"))
     g.add_argument("--folds", type=int, default=5)

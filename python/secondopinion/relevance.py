@@ -32,9 +32,9 @@ from the candidate arrays of ONE query's candidate list of ``n`` documents:
 ==================  ==========================================================
 
 A candidate missing from a leg (rank 0, score NaN, as in
-:class:`~secondopinion.fusion.FusedHits`) gets rank ``n + 1`` (behind every
-candidate that leg returned), that leg's smallest score among the candidates
-it did return (a leg that did not return a document is taken to rate it no
+:class:`~secondopinion.fusion.FusedHits`) gets rank ``leg_depth + 1`` (behind
+every document that leg returned), that leg's smallest score among the
+candidates it did return (a leg that did not return a document is taken to rate it no
 better than its worst; the convention :func:`~secondopinion.fusion.fuse_weighted`
 uses too), and ``*_absent`` = 1 so the fit can tell a filled value from a real
 one. A leg that returned none of the candidates fills score 0.
@@ -105,18 +105,20 @@ def _vector(value: object, name: str, n: int | None, *, integer: bool = False) -
 
 
 def _leg(
-    scores: np.ndarray, ranks: np.ndarray, n: int, name: str
+    scores: np.ndarray, ranks: np.ndarray, depth: int, name: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(filled scores, filled ranks, absent indicator) for one retrieval leg."""
     if np.any(ranks < 0):
         raise ValueError(f"{name}_rank must be >= 0 (0 = absent from the {name} leg)")
+    if ranks.size and ranks.max() > depth:
+        raise ValueError(f"{name}_rank holds {ranks.max():.0f} > leg_depth {depth}")
     absent = (ranks == 0) | np.isnan(scores)
     if np.any(np.isinf(scores)):
         raise ValueError(f"{name}_score must not hold inf")
     present = ~absent
     fill = float(scores[present].min()) if present.any() else 0.0
     filled_scores = np.where(absent, fill, scores)
-    filled_ranks = np.where(absent, n + 1.0, ranks)
+    filled_ranks = np.where(absent, depth + 1.0, ranks)
     return filled_scores, filled_ranks, absent.astype(np.float64)
 
 
@@ -129,6 +131,7 @@ def candidate_features(
     dense_rank: Any,  # noqa: ANN401
     fused_rank: Any = None,  # noqa: ANN401
     fused_score: Any = None,  # noqa: ANN401
+    leg_depth: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The features of one query's candidates, as float64 arrays by name.
 
@@ -146,6 +149,11 @@ def candidate_features(
             candidates are given in fused order (rank = position + 1).
         fused_score: fused scores; ``None`` gives ``fused_rel`` from the rank
             as ``1 / fused_rank``.
+        leg_depth: how many documents each leg (BM25, dense) was asked for;
+            a candidate absent from a leg ranks ``leg_depth + 1`` there.
+            ``None``: ``n`` or the largest rank given, whichever is larger
+            (right when each leg was asked for as many documents as the
+            fused list keeps, the pipeline's default). Must be >= every rank.
 
     Returns:
         ``{name: array}`` for every name in :data:`FEATURES`.
@@ -159,16 +167,24 @@ def candidate_features(
     n = ce.shape[0]
     if not np.all(np.isfinite(ce)):
         raise ValueError("ce_logit must be finite (no NaN or inf)")
+    b_rank_in = _vector(bm25_rank, "bm25_rank", n, integer=True)
+    d_rank_in = _vector(dense_rank, "dense_rank", n, integer=True)
+    if leg_depth is None:
+        depth = int(max(n, b_rank_in.max(initial=0), d_rank_in.max(initial=0)))
+    else:
+        if isinstance(leg_depth, bool) or not isinstance(leg_depth, (int, np.integer)):
+            raise TypeError(f"leg_depth must be an int or None, got {type(leg_depth).__name__}")
+        depth = int(leg_depth)
     b_score, b_rank, b_absent = _leg(
         _vector(bm25_score, "bm25_score", n),
-        _vector(bm25_rank, "bm25_rank", n, integer=True),
-        n,
+        b_rank_in,
+        depth,
         "bm25",
     )
     d_score, d_rank, d_absent = _leg(
         _vector(dense_score, "dense_score", n),
-        _vector(dense_rank, "dense_rank", n, integer=True),
-        n,
+        d_rank_in,
+        depth,
         "dense",
     )
     if fused_rank is None:
