@@ -174,6 +174,12 @@ def test_candidate_features_against_hand_computation() -> None:
     np.testing.assert_array_equal(f["dense_absent"], [0, 0, 1, 0])
     np.testing.assert_array_equal(f["fused_log_rank"], np.log([1, 2, 3, 4]))  # given in fused order
     np.testing.assert_allclose(f["fused_rel"], [1.0, 0.75, 0.5, 0.25])
+    # CE order [2, 0, 3, 1] (best first) against fused order [0, 1, 2, 3]
+    ce_rank, fused_rank = np.array([2, 4, 1, 3]), np.array([1, 2, 3, 4])
+    d2 = float(np.sum((ce_rank - fused_rank) ** 2))
+    rho = 1 - 6 * d2 / (4 * (4**2 - 1))
+    np.testing.assert_allclose(f["ce_agree"], [rho] * 4)
+    np.testing.assert_allclose(f["ce_gap_x_agree"], f["ce_gap"] * rho)
 
 
 def test_candidate_features_when_a_leg_returned_nothing() -> None:

@@ -29,6 +29,12 @@ from the candidate arrays of ONE query's candidate list of ``n`` documents:
 ``dense_best``      the query's best dense cosine
 ``fused_log_rank``  log of the 1-based rank in the fused (stage-1) list
 ``fused_rel``       fused score / the query's best fused score, in [0, 1]
+``ce_agree``        the query's Spearman correlation between the
+                    cross-encoder's order and the fused order, in [-1, 1]:
+                    how far the cross-encoder agrees with stage 1 here
+``ce_gap_x_agree``  ``ce_gap * ce_agree``: lets the fit trust the
+                    cross-encoder's order more where it agrees with stage 1
+                    (a linear model cannot form this product itself)
 ==================  ==========================================================
 
 A candidate missing from a leg (rank 0, score NaN, as in
@@ -84,6 +90,8 @@ FEATURES: tuple[str, ...] = (
     "dense_best",
     "fused_log_rank",
     "fused_rel",
+    "ce_agree",
+    "ce_gap_x_agree",
 )
 
 # Logits beyond +-20 are sigmoid 0 or 1 in float32 already; clipping keeps one
@@ -206,6 +214,7 @@ def candidate_features(
     b_best = float(b_score.max()) if n else 0.0
     d_best = float(d_score.max()) if n else 0.0
     full = np.ones(n, dtype=np.float64)
+    agree = _spearman(ce, -f_rank)
     return {
         "ce_logit": ce,
         "ce_gap": ce - ce_max,
@@ -221,7 +230,20 @@ def candidate_features(
         "dense_best": full * d_best,
         "fused_log_rank": np.log(f_rank),
         "fused_rel": f_rel,
+        "ce_agree": full * agree,
+        "ce_gap_x_agree": (ce - ce_max) * agree,
     }
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties broken by position); 0 for n < 2."""
+    if a.size < 2:
+        return 0.0
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    return float(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb)))
 
 
 def _ratio_to_best(scores: np.ndarray) -> np.ndarray:
