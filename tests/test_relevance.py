@@ -122,6 +122,21 @@ def test_config_round_trip_through_json() -> None:
     assert model.to_config()["version"] == 1
 
 
+def test_from_model_dir(tmp_path) -> None:  # noqa: ANN001 - pytest fixture
+    model = _model()
+    config = {"format": 1, "kind": "cross-encoder", "max_length": 256}
+    (tmp_path / "secondopinion.json").write_text(json.dumps(config))
+    assert RelevanceModel.from_model_dir(tmp_path) is None
+    config["relevance"] = model.to_config()
+    (tmp_path / "secondopinion.json").write_text(json.dumps(config))
+    loaded = RelevanceModel.from_model_dir(tmp_path)
+    assert loaded is not None and loaded.to_config() == model.to_config()
+    config["relevance"]["coef"] = [1.0]
+    (tmp_path / "secondopinion.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="secondopinion.json.*coef"):
+        RelevanceModel.from_model_dir(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("change", "key"),
     [

@@ -232,6 +232,23 @@ def mean_ndcg(data: dict, score: np.ndarray) -> float:
     return float(np.mean(values))
 
 
+def pytrec_ndcg(data: dict, score: np.ndarray) -> float | None:
+    """The same mean nDCG@10 by pytrec_eval (an independent check), if installed."""
+    try:
+        import pytrec_eval
+    except ImportError:
+        return None
+    run = {}
+    for qi, rows in enumerate(data["rows"]):
+        order = rows[np.lexsort((data["fused_rank"][rows], -score[rows]))]
+        # scores 1/rank: pytrec_eval then keeps exactly this order
+        run[str(data["qids"][qi])] = {
+            str(data["doc_ids"][data["doc"][r]]): 1.0 / (i + 1) for i, r in enumerate(order)
+        }
+    result = pytrec_eval.RelevanceEvaluator(data["qrels"], {"ndcg_cut"}).evaluate(run)
+    return float(np.mean([result[q]["ndcg_cut_10"] for q in run]))
+
+
 def ece(prob: np.ndarray, label: np.ndarray, bins: int = 15) -> float:
     """Expected calibration error, ``bins`` equal-width bins over [0, 1]."""
     which = np.minimum((prob * bins).astype(int), bins - 1)
@@ -303,7 +320,10 @@ def fit(args: argparse.Namespace) -> None:
             log(f"{name}: no {args.cache / (name + '.npz')}, skipped")
             continue
         data = dict(np.load(args.cache / f"{name}.npz"))
-        qrels = load_beir(args.data / name, split).qrels
+        beir = load_beir(args.data / name, split)
+        qrels = beir.qrels
+        data["doc_ids"] = np.array(beir.corpus.ids, dtype=object)
+        data["qrels"] = {str(q): qrels[str(q)] for q in data["qids"]}
         q = data["query"]
         data["rows"] = [np.nonzero(q == i)[0] for i in range(len(data["qids"]))]
         data["ideal_lin"] = np.array(
@@ -347,6 +367,10 @@ def fit(args: argparse.Namespace) -> None:
         )
     p, y = np.concatenate(all_p), np.concatenate(all_y)
     print(f"| all | | | | | {ece(p, y):.4f} |")
+    for name, d in sets.items():
+        check = pytrec_ndcg(d, d["oof"])
+        if check is not None:
+            print(f"(pytrec_eval check, {name} learned: {check:.4f})")
     print(f"\nbase rate of relevant candidates: {y.mean():.4f}; mean probability {p.mean():.4f}")
 
     no_answer_check(sets, names, args, rng)

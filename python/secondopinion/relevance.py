@@ -57,9 +57,12 @@ on the standardised coefficients, in numpy: no extra runtime dependency.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -347,6 +350,26 @@ class RelevanceModel:
             return cls(tuple(features), intercept=cfg["intercept"], **arrays)
         except ValueError as exc:
             raise ValueError(f"relevance config: {exc}") from None
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | os.PathLike[str]) -> RelevanceModel | None:
+        """The model stored in ``model_dir/secondopinion.json``; ``None`` if it has none.
+
+        Raises:
+            FileNotFoundError: no ``secondopinion.json`` there.
+            ValueError: the file is not JSON, or its ``"relevance"`` is malformed.
+        """
+        path = Path(model_dir) / "secondopinion.json"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict) or "relevance" not in raw:
+            return None
+        try:
+            return cls.from_config(raw["relevance"])
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
     def to_config(self) -> dict[str, Any]:
         """The JSON-ready ``"relevance"`` object :meth:`from_config` reads."""
