@@ -249,6 +249,17 @@ def pytrec_ndcg(data: dict, score: np.ndarray) -> float | None:
     return float(np.mean([result[q]["ndcg_cut_10"] for q in run]))
 
 
+def top10(data: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probability and label of each query's 10 best candidates by it."""
+    p, y = [], []
+    for qi in range(len(data["qids"])):
+        rows = np.nonzero(data["qof"] == qi)[0]
+        best = rows[np.argsort(-data["oof"][rows], kind="stable")[:10]]
+        p.append(data["oof"][best])
+        y.append(data["y"][best])
+    return np.concatenate(p), np.concatenate(y)
+
+
 def ece(prob: np.ndarray, label: np.ndarray, bins: int = 15) -> float:
     """Expected calibration error, ``bins`` equal-width bins over [0, 1]."""
     which = np.minimum((prob * bins).astype(int), bins - 1)
@@ -352,9 +363,12 @@ def fit(args: argparse.Namespace) -> None:
             d["oof"][held] = model.predict_proba({f: d["feats"][f][held] for f in names})
 
     print(f"\nfeatures: {', '.join(names)}; L2 {args.l2}; {args.folds}-fold CV over queries\n")
-    print("| dataset | queries | stage 1 (fused) | CE alone | learned | ECE (15 bins) |")
-    print("|---|---|---|---|---|---|")
-    all_p, all_y = [], []
+    print(
+        "| dataset | queries | stage 1 (fused) | CE alone | learned | ECE (15 bins) "
+        "| ECE, each query's top 10 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    all_p, all_y, top_p, top_y = [], [], [], []
     for name, d in sets.items():
         stage1 = mean_ndcg(d, -d["fused_rank"].astype(np.float64))
         ce_alone = mean_ndcg(d, d["ce_logit"].astype(np.float64))
@@ -363,10 +377,13 @@ def fit(args: argparse.Namespace) -> None:
         all_y.append(d["y"])
         print(
             f"| {name} | {len(d['qids'])} | {stage1:.4f} | {ce_alone:.4f} | {learned:.4f} | "
-            f"{ece(d['oof'], d['y']):.4f} |"
+            f"{ece(d['oof'], d['y']):.4f} | {ece(*top10(d)):.4f} |"
         )
+        top_p.append(top10(d)[0])
+        top_y.append(top10(d)[1])
     p, y = np.concatenate(all_p), np.concatenate(all_y)
-    print(f"| all | | | | | {ece(p, y):.4f} |")
+    top_ece = ece(np.concatenate(top_p), np.concatenate(top_y))
+    print(f"| all | | | | | {ece(p, y):.4f} | {top_ece:.4f} |")
     for name, d in sets.items():
         check = pytrec_ndcg(d, d["oof"])
         if check is not None:
