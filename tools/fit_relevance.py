@@ -50,16 +50,16 @@ DATASETS = (("scifact", "train"), ("nfcorpus", "dev"))
 DEPTH = 100
 RRF_K = 60.0
 MAX_LENGTH = 256
+# ce_gap (= ce_logit - ce_max) and dense_gap (= dense_score - dense_best) are
+# left out by default: each is a linear combination of two features kept.
 DEFAULT_FEATURES = (
     "ce_logit",
-    "ce_gap",
     "ce_max",
     "bm25_rel",
     "bm25_log_rank",
     "bm25_absent",
     "bm25_best",
     "dense_score",
-    "dense_gap",
     "dense_log_rank",
     "dense_absent",
     "dense_best",
