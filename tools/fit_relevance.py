@@ -151,8 +151,9 @@ def build_features(args: argparse.Namespace) -> None:
         if ce_file.exists():
             logits = np.load(ce_file)
         else:
+            logits = reuse_logits(args.reuse_ce, qids, arrays)
             logits = score_pairs(
-                cross, queries, texts, arrays, args.cache / (ce_file.stem + "_partial")
+                logits, cross, queries, texts, arrays, args.cache / (ce_file.stem + "_partial")
             )
             np.save(ce_file, logits)
         arrays["ce_logit"] = logits
@@ -180,22 +181,46 @@ CAND_KEYS = (
 )
 
 
+def reuse_logits(files: list[Path], qids: list[str], arrays: dict) -> np.ndarray:
+    """Logits of (query, document) pairs already scored in earlier feature files of
+    the same cross-encoder (NaN where none): a changed candidate list rescored
+    only where it changed. (Dynamic int8 moves a logit slightly with the batch it
+    is in, so a reused logit may differ from a fresh one by that much.)"""
+    logits = np.full(len(arrays["query"]), np.nan, dtype=np.float32)
+    known: dict[tuple[str, int], float] = {}
+    for file in files:
+        old = np.load(file)
+        old_qids = old["qids"]
+        for q, d, v in zip(old["query"], old["doc"], old["ce_logit"], strict=True):
+            known[(str(old_qids[q]), int(d))] = float(v)
+    for i, (q, d) in enumerate(zip(arrays["query"], arrays["doc"], strict=True)):
+        logits[i] = known.get((qids[q], int(d)), np.nan)
+    if files:
+        log(f"  reused {int(np.isfinite(logits).sum())} of {len(logits)} logits")
+    return logits
+
+
 def score_pairs(
-    cross: object, queries: list[str], texts: list[str], arrays: dict, part: Path
+    logits: np.ndarray,
+    cross: object,
+    queries: list[str],
+    texts: list[str],
+    arrays: dict,
+    part: Path,
 ) -> np.ndarray:
     """Cross-encoder logits for every candidate, saved every few queries (resumable)."""
     q, d = arrays["query"], arrays["doc"]
-    logits = np.full(len(q), np.nan, dtype=np.float32)
     if part.with_suffix(".npy").exists():
         saved = np.load(part.with_suffix(".npy"))
         if saved.shape == logits.shape:
-            logits = saved
+            logits = np.where(np.isnan(logits), saved, logits)
     start = time.perf_counter()
     done_pairs = 0
     for first in range(0, len(queries), 10):
         rows = np.nonzero((q >= first) & (q < first + 10))[0]
         if not np.isnan(logits[rows]).any():
             continue
+        rows = rows[np.isnan(logits[rows])]
         pairs = [(queries[q[r]], texts[d[r]]) for r in rows]
         logits[rows] = cross.predict(pairs, activation="none")  # type: ignore[attr-defined]
         np.save(part.with_suffix(".npy"), logits)
@@ -590,6 +615,13 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=DEPTH,
         help="fused candidates kept and scored per query (CPU time is linear in it)",
+    )
+    f.add_argument(
+        "--reuse-ce",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="earlier features .npz of the SAME cross-encoder whose pair logits to reuse",
     )
     f.add_argument("--only", default="", help="only this dataset (scifact or nfcorpus)")
     g = sub.choices["fit"]
