@@ -270,3 +270,26 @@ def test_candidate_features_refuses_float_ranks() -> None:
         candidate_features(
             ce_logit=[0.0], bm25_score=[1.0], bm25_rank=[1.5], dense_score=[0.1], dense_rank=[1]
         )
+
+
+def test_shipped_cross_encoder_uses_the_learned_score():
+    from secondopinion.gate import CandidateFeatures, relevance_model_for
+    from secondopinion.relevance import LearnedRelevance
+    from secondopinion.rerank import CrossEncoder
+
+    model = relevance_model_for(CrossEncoder())
+    assert isinstance(model, LearnedRelevance)
+    n = 5
+    features = CandidateFeatures(
+        ce_logit=np.array([4.0, 1.0, -1.0, -3.0, -6.0], dtype=np.float32),
+        bm25_rank=np.array([1, 2, 0, 3, 4], dtype=np.int32),
+        bm25_score=np.array([12.0, 9.0, np.nan, 5.0, 4.0], dtype=np.float32),
+        dense_rank=np.array([2, 1, 3, 0, 4], dtype=np.int32),
+        dense_score=np.array([0.7, 0.72, 0.5, np.nan, 0.3], dtype=np.float32),
+        fused_rank=np.arange(1, n + 1, dtype=np.int32),
+        fused_score=np.linspace(0.033, 0.02, n).astype(np.float32),
+    )
+    p = model.score(features)
+    assert p.dtype == np.float32 and p.shape == (n,)
+    assert np.all((p > 0) & (p < 1))
+    assert p[0] > p[-1]  # strong on every signal beats weak on every signal

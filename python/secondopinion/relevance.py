@@ -503,3 +503,38 @@ def fit_logistic(
         if previous - current <= tol * max(1.0, abs(current)):
             break
     return theta[1:].copy(), float(theta[0])
+
+
+class LearnedRelevance:
+    """The pipeline's relevance model when a cross-encoder ships a learned score.
+
+    Adapts :class:`RelevanceModel` to the gate's interface
+    (:class:`secondopinion.gate.RelevanceModel`): it turns one query's
+    :class:`~secondopinion.gate.CandidateFeatures` into this module's features
+    and returns float32 probabilities.
+    """
+
+    def __init__(self, model: RelevanceModel) -> None:
+        self.model = model
+
+    def score(self, features: Any) -> np.ndarray:  # noqa: ANN401 - gate.CandidateFeatures
+        if len(features) == 0:
+            return np.zeros(0, dtype=np.float32)
+        named = candidate_features(
+            ce_logit=features.ce_logit,
+            bm25_score=features.bm25_score,
+            bm25_rank=features.bm25_rank,
+            dense_score=features.dense_score,
+            dense_rank=features.dense_rank,
+            fused_rank=features.fused_rank,
+            fused_score=features.fused_score,
+        )
+        return self.model.predict_proba(named).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"LearnedRelevance({len(self.model.features)} features)"
+
+
+def load_relevance(entry: Mapping[str, Any]) -> LearnedRelevance:
+    """Build the learned score from a model's ``secondopinion.json`` ``"relevance"`` entry."""
+    return LearnedRelevance(RelevanceModel.from_config(entry))
