@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=80)
     ap.add_argument("--candidates", type=int, default=100)
     ap.add_argument("--traces", required=True)
-    ap.add_argument("--target-refusal-precision", type=float, default=0.9)
+    ap.add_argument("--target-refusal-precision", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--write", metavar="MODEL_DIR", help="write the floor into MODEL_DIR")
     args = ap.parse_args()
@@ -63,7 +63,9 @@ def main() -> int:
         [ds.queries[q] for q in chosen], candidates=args.candidates, query_ids=chosen, floor=0.0
     )
     kept_ids = {d["id"] for d in docs}
-    store.add_labels({q: {d: r for d, r in ds.qrels[q].items() if d in kept_ids} for q in chosen})
+    # Full judgements, removed documents included: an unanswerable query stays
+    # judged (it has relevant documents, none of which can be a candidate).
+    store.add_labels({q: dict(ds.qrels[q]) for q in chosen})
     choice = calibrate_floor(store, target_refusal_precision=args.target_refusal_precision)
     answerable = [q for q in chosen if any(d in kept_ids and r > 0 for d, r in ds.qrels[q].items())]
     best = {
