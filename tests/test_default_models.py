@@ -43,7 +43,10 @@ def test_shipped_config_names_the_model_and_no_build_path(kind):
     assert config["kind"] == kind and config["max_length"] == 256
     assert "source" not in config.get("quantization", {})
     if kind == CROSS_ENCODER:
-        assert config["activation"] == "sigmoid" and config["floor"] is None
+        assert config["activation"] == "sigmoid"
+        # calibrated from traces (tools/calibrate_default_floor.py), on the learned score
+        assert 0.0 < config["floor"] < 1.0
+        assert config["relevance"]["version"] == 1
 
 
 def test_cross_encoder_ranks_the_relevant_passage_first(cross_encoder):
