@@ -107,6 +107,23 @@ def test_rrf_matches_reference(seed, n_lists):
     check_against_reference(result, lists, "rrf", k=k, weights=weights)
 
 
+def test_rrf_contribution_cache_survives_many_weights_and_lengths():
+    """RRF's w / (k + rank) tables are cached per thread, per (k, w): calls with
+    more distinct weights than the cache holds, lists of growing length and
+    changing k must each still match the reference."""
+    rng = np.random.default_rng(7)
+    for call in range(30):
+        n_lists = int(rng.integers(1, 14))
+        lists = [
+            random_list(rng, int(rng.integers(0, 200 + 20 * call)), 900) for _ in range(n_lists)
+        ]
+        weights = rng.uniform(0, 2, n_lists).round(2).tolist()
+        k = float(rng.choice([1, 60]))
+        check_against_reference(
+            fuse_rrf(lists, k=k, weights=weights), lists, "rrf", k=k, weights=weights
+        )
+
+
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("norm", ["minmax", "zscore", "none"])
 def test_weighted_matches_reference(seed, norm):
