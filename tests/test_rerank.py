@@ -482,3 +482,15 @@ def test_memory_stays_flat_over_many_calls(cross_encoder):
         call(k)
     growth = _rss_bytes() - before
     assert growth < 4 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 2,000 calls"
+
+
+def test_logits_of_a_tokenized_batch_equal_predict(cross_encoder, varied_pairs):
+    batch = cross_encoder.tokenize(varied_pairs)
+    logits = cross_encoder.logits_of(batch)
+    np.testing.assert_array_equal(logits, cross_encoder.predict(varied_pairs, activation="none"))
+    np.testing.assert_array_equal(cross_encoder.logits_of(batch, batch_tokens=64), logits)
+    assert cross_encoder.logits_of(cross_encoder.tokenize([])).shape == (0,)
+    with pytest.raises(TypeError, match="batch must be the TokenizedBatch"):
+        cross_encoder.logits_of([("q", "p")])
+    with pytest.raises(ValueError, match="batch_tokens"):
+        cross_encoder.logits_of(batch, batch_tokens=0)

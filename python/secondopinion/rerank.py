@@ -224,6 +224,27 @@ class CrossEncoder:
             results.append(entry)
         return results
 
+    def logits_of(self, batch: TokenizedBatch, batch_tokens: int | None = None) -> np.ndarray:
+        """Run the model on pairs already tokenised by :meth:`tokenize`.
+
+        For callers that time or cache the two steps apart (the pipeline
+        does); ``predict`` is ``tokenize`` then this, then the activation.
+
+        Returns:
+            float32 [n] logits in the batch's order.
+        """
+        if not isinstance(batch, TokenizedBatch):
+            raise TypeError(
+                "batch must be the TokenizedBatch of CrossEncoder.tokenize, "
+                f"got {type(batch).__name__}"
+            )
+        budget = check_optional_positive_int(batch_tokens, "batch_tokens") or self._batch_tokens
+        if len(batch) == 0:
+            return np.zeros(0, dtype=np.float32)
+        type_ids = batch.type_ids if self._session.uses_token_type_ids else None
+        pad = self.tokenizer.pad_id
+        return self._session.logits(batch.ids, type_ids, batch.offsets, pad, budget)
+
     def _tokenize(self, queries: list[str], passages: list[str]) -> TokenizedBatch:
         return self.tokenizer.encode_pairs(
             queries, passages, query_max_tokens=self.query_max_tokens, max_length=self.max_length
@@ -235,11 +256,7 @@ class CrossEncoder:
         if not passages:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
         batch = self._tokenize(queries, passages)
-        type_ids = batch.type_ids if self._session.uses_token_type_ids else None
-        logits = self._session.logits(
-            batch.ids, type_ids, batch.offsets, self.tokenizer.pad_id, batch_tokens
-        )
-        return logits, batch.truncated
+        return self.logits_of(batch, batch_tokens), batch.truncated
 
     def __repr__(self) -> str:
         return (
