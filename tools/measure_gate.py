@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 
@@ -42,6 +43,12 @@ def main() -> int:
     parser.add_argument("--top-n", type=int, default=10)
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument(
+        "--subset",
+        default=None,
+        help="JSON file: a list of query ids, or lists keyed by dataset folder name; "
+        "only those queries are run (e.g. tools/data/validation_queries.json)",
+    )
     parser.add_argument("--embedder", default=None)
     parser.add_argument("--cross-encoder", default=None)
     parser.add_argument("--json", default=None, help="also write the numbers as JSON here")
@@ -49,6 +56,13 @@ def main() -> int:
 
     dataset = load_beir(args.data, args.split)
     judged = list(dataset.judged_queries())
+    if args.subset:
+        with open(args.subset, encoding="utf-8") as file:
+            chosen = json.load(file)
+        if isinstance(chosen, dict):
+            chosen = chosen.get(os.path.basename(os.path.normpath(args.data)), [])
+        wanted = set(chosen)
+        judged = [(q, t) for q, t in judged if q in wanted]
     rng = random.Random(args.seed)
     rng.shuffle(judged)
     if args.max_queries:

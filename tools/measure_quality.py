@@ -66,12 +66,22 @@ def main() -> int:
     parser.add_argument("--floor", type=float, default=None)
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--subset", type=Path, default=None)
+    parser.add_argument("--only-subset", action="store_true", help="run only the --subset queries")
     parser.add_argument("--cache", type=Path, default=None, help="saved pipeline folder")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     dataset = load_beir(str(args.data), args.split)
-    judged = list(dataset.judged_queries())[: args.max_queries]
+    wanted = None
+    if args.subset is not None:
+        chosen = json.loads(args.subset.read_text(encoding="utf-8"))
+        wanted = set(chosen.get(args.data.name, []) if isinstance(chosen, dict) else chosen)
+    judged = list(dataset.judged_queries())
+    if args.only_subset:
+        if wanted is None:
+            parser.error("--only-subset needs --subset")
+        judged = [(q, t) for q, t in judged if q in wanted]
+    judged = judged[: args.max_queries]
     pipe = build_or_load(dataset, args.cache)
     judgements = Judgements(dataset.qrels, dataset.corpus.ids)
 
@@ -102,11 +112,7 @@ def main() -> int:
     elapsed = time.perf_counter() - start
 
     subsets: dict[str, list[str]] = {"all": [q for q, _ in judged]}
-    if args.subset is not None:
-        chosen = json.loads(args.subset.read_text(encoding="utf-8"))
-        if isinstance(chosen, dict):
-            chosen = chosen.get(args.data.name, [])
-        wanted = set(chosen)
+    if wanted is not None:
         subsets["subset"] = [q for q, _ in judged if q in wanted]
 
     report: dict[str, object] = {
