@@ -167,17 +167,16 @@ def test_sigmoid_relevance_against_math():
 
 
 class _FakeEncoder:
-    def __init__(self, model_dir):
-        self.model_dir = model_dir
-        self.config = types.SimpleNamespace()
+    """What relevance_model_for reads of a CrossEncoder: its parsed config."""
+
+    def __init__(self, relevance):
+        self.config = types.SimpleNamespace(relevance=relevance)
 
 
-def test_relevance_hook_default_and_learned(tmp_path, monkeypatch):
-    (tmp_path / "secondopinion.json").write_text(json.dumps({"format": 1}))
-    assert isinstance(relevance_model_for(_FakeEncoder(tmp_path)), SigmoidRelevance)
+def test_relevance_hook_default_and_learned(monkeypatch):
+    assert isinstance(relevance_model_for(_FakeEncoder(None)), SigmoidRelevance)
 
     entry = {"kind": "logistic", "weights": [2.0]}
-    (tmp_path / "secondopinion.json").write_text(json.dumps({"format": 1, "relevance": entry}))
     seen = {}
 
     class Learned:
@@ -191,6 +190,22 @@ def test_relevance_hook_default_and_learned(tmp_path, monkeypatch):
     module = types.ModuleType("secondopinion.relevance")
     module.load_relevance = load_relevance
     monkeypatch.setitem(sys.modules, "secondopinion.relevance", module)
-    model = relevance_model_for(_FakeEncoder(tmp_path))
+    model = relevance_model_for(_FakeEncoder(entry))
     assert seen["spec"] == entry
     np.testing.assert_array_equal(model.score(_features([1.0, 2.0])), [0.25, 0.25])
+
+
+def test_model_config_keeps_the_relevance_entry(tmp_path):
+    import shutil
+
+    from secondopinion.model_dir import ModelFormatError, default_model_dir, open_model_dir
+
+    shipped = open_model_dir(None, "cross-encoder")
+    assert isinstance(shipped.config.relevance, dict)
+    copy = tmp_path / "ce"
+    shutil.copytree(default_model_dir("cross-encoder"), copy)
+    raw = json.loads((copy / "secondopinion.json").read_text())
+    raw["relevance"] = [1, 2]
+    (copy / "secondopinion.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelFormatError, match="relevance"):
+        open_model_dir(copy, "cross-encoder")

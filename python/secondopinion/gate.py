@@ -16,7 +16,6 @@ score built from it by ``secondopinion.relevance.load_relevance(entry)``
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 from collections.abc import Sequence
@@ -96,14 +95,6 @@ def relevance_model_for(cross_encoder: Any) -> RelevanceModel:  # noqa: ANN401 -
     builds the model. Otherwise: :class:`SigmoidRelevance`.
     """
     entry = getattr(getattr(cross_encoder, "config", None), "relevance", None)
-    if entry is None:
-        model_dir = getattr(cross_encoder, "model_dir", None)
-        if model_dir is not None:
-            try:
-                with open(f"{model_dir}/secondopinion.json", encoding="utf-8") as file:
-                    entry = json.load(file).get("relevance")
-            except (OSError, ValueError, AttributeError):
-                entry = None  # CrossEncoder already validated the file; nothing to add
     if entry is None:
         return SigmoidRelevance()
     from .relevance import load_relevance  # issue 6: the learned score

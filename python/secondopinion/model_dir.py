@@ -11,7 +11,9 @@ of ours::
 
 Cross-encoder keys: ``activation`` ("sigmoid" for a [B, 1] head, "softmax"
 for [B, 2], "none" for raw logits; default "sigmoid"), ``floor`` (the
-calibrated relevance floor, or null), ``name``. Embedder keys: ``pooling``
+calibrated relevance floor, or null), ``name``, ``relevance`` (the learned
+relevance score's parameters, an object read by
+:func:`secondopinion.relevance.load_relevance`, or absent). Embedder keys: ``pooling``
 ("mean" or "cls"; default "mean"), ``normalize`` (default true), ``name``.
 Unknown keys are ignored so that newer files load in older versions.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,8 @@ class ModelConfig:
     floor: float | None = None
     pooling: str = "mean"
     normalize: bool = True
+    #: the learned relevance score's parameters (cross-encoders), as stored
+    relevance: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -156,12 +160,16 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
             or not 0.0 <= floor <= 1.0
         ):
             raise bad("floor", "must be null or a number in [0, 1]")
+        relevance = raw.get("relevance")
+        if relevance is not None and not isinstance(relevance, dict):
+            raise bad("relevance", "must be an object (the learned score's parameters)")
         return ModelConfig(
             kind=kind,
             max_length=max_length,
             name=name,
             activation=activation,
             floor=None if floor is None else float(floor),
+            relevance=relevance,
         )
 
     pooling = raw.get("pooling", "mean")
