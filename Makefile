@@ -51,8 +51,13 @@ test-sanitize: $(VENV)/.deps
 	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --capture=sys -m "not slow" $(SANITIZE_TESTS)
 
 # Rebuild the shipped models (tools/build_models.sh; DEVICE_RUN=folder reuses a GPU run).
+# The floor is calibrated last, from traces of the reinstalled package's pipeline.
 model: build
 	PY=$(PY) DEVICE_RUN=$(DEVICE_RUN) bash tools/build_models.sh
+	$(MAKE) build
+	$(PY) tools/calibrate_default_floor.py --data $(or $(DATA),../shared/data)/scifact \
+	  --train-log build/cross_encoder/train_log.json --queries 60 --traces build/floor.db \
+	  --write python/secondopinion/models/cross-encoder
 	$(MAKE) build
 
 clean:

@@ -11,20 +11,28 @@
 # or unpack a device run; export each depth and the all-MiniLM-L6-v2 embedder to
 # ONNX (checked against torch within 1e-4); quantise them to int8; validate on
 # the held-out queries (tools/validate_models.py -> build/validation.json); copy
-# the shipped depth's int8 model and the embedder into the package.
+# the shipped depth's int8 model and the embedder into the package; fit the learned
+# relevance score on the validation queries with the shipped models
+# (tools/fit_relevance.py) and store it in the cross-encoder's secondopinion.json.
+# `make model` then reinstalls the package and calibrates the floor from traces
+# (tools/calibrate_default_floor.py --write).
 #
 # Env: PY (venv python), LAYERS (depths to train, default 4,6,2 on GPU / 4 on CPU),
 # SHIP_LAYERS (depth copied into the package, default 4), EMBEDDER_PRECISION
 # (int8|fp32, default int8 -- per-channel, which lost 0.0009 dense nDCG@10 in
 # validation where per-tensor int8 lost 0.019: see the model card),
 # CE_QUERIES (validation queries reranked per dataset, default "scifact=200
-# nfcorpus=100"; the fp32 models are slow on a small CPU).
+# nfcorpus=100"; the fp32 models are slow on a small CPU), DATA (BEIR folders,
+# default ../shared/data), RELEVANCE_QUERIES (validation queries per dataset the
+# learned score is fitted on, default 0 = all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 SHIP_LAYERS="${SHIP_LAYERS:-4}"
 EMBEDDER_PRECISION="${EMBEDDER_PRECISION:-int8}"
 CE_QUERIES="${CE_QUERIES:-scifact=200 nfcorpus=100}"
+DATA="${DATA:-../shared/data}"
+RELEVANCE_QUERIES="${RELEVANCE_QUERIES:-0}"
 MAX_LEN=256 # what the cross-encoder trained at, and all-MiniLM-L6-v2's own limit
 B=build/models
 PKG=python/secondopinion/models
@@ -83,6 +91,24 @@ for f in Path(sys.argv[1]).glob("*/secondopinion.json"):
     if isinstance(c.get("quantization"), dict):
         c["quantization"].pop("source", None)
     f.write_text(json.dumps(c, indent=2) + "\n")
+EOF
+
+# The learned relevance score: features of the shipped models on the validation
+# queries (top-100 fused candidates), a grouped-CV logistic regression, stored
+# under "relevance" in the shipped cross-encoder's config.
+"$PY" tools/fit_relevance.py features --data "$DATA" --cache build/relevance_cache \
+    --train-log build/cross_encoder/train_log.json --cross-encoder "$PKG/cross-encoder" \
+    --embedder "$PKG/embedder" --max-queries "$RELEVANCE_QUERIES"
+"$PY" tools/fit_relevance.py fit --data "$DATA" --cache build/relevance_cache \
+    --train-log build/cross_encoder/train_log.json --out build/relevance.json
+"$PY" - "$PKG/cross-encoder/secondopinion.json" build/relevance.json <<'EOF'
+import json, sys
+from pathlib import Path
+config, relevance = Path(sys.argv[1]), Path(sys.argv[2])
+c = json.loads(config.read_text())
+c["relevance"] = json.loads(relevance.read_text())
+c["floor"] = None  # calibrated next, from traces, with the package reinstalled
+config.write_text(json.dumps(c, indent=2) + "\n")
 EOF
 du -ch "$PKG"/*/* | tail -1
 echo "shipped: cross-encoder L$SHIP_LAYERS int8, embedder $EMBEDDER_PRECISION; see build/validation.json"
