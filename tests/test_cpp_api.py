@@ -79,10 +79,35 @@ def test_installed_package_has_the_library_headers_and_config(example_run, tmp_p
     headers = {p.name for p in (tmp_path / "include" / "secondopinion").glob("*.hpp")}
     assert {"wordpiece.hpp", "reranker.hpp", "bm25_index.hpp", "topk.hpp", "fusion.hpp"} <= headers
     assert (tmp_path / "include/secondopinion/onnxruntime/onnxruntime_cxx_api.h").is_file()
-    # Public headers include only public headers (and the ONNX Runtime ones).
+    # Public headers include only public headers (and the ONNX Runtime ones),
+    # and nothing of Python.
     for header in (tmp_path / "include" / "secondopinion").glob("*.hpp"):
+        assert not re.search(r"pybind11|Python\.h|PyObject", header.read_text()), header.name
         for included in re.findall(r'#include "([^"]+)"', header.read_text()):
             assert (tmp_path / "include" / included).is_file(), (header.name, included)
+    # Each public header compiles on its own against the installed tree.
+    ort = tmp_path / "include" / "secondopinion" / "onnxruntime"
+    for header in sorted((tmp_path / "include" / "secondopinion").glob("*.hpp")):
+        proc = subprocess.run(
+            [
+                COMPILER,
+                "-std=c++17",
+                "-fsyntax-only",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-DORT_API_MANUAL_INIT",
+                f"-I{tmp_path / 'include'}",
+                f"-isystem{ort}",
+                "-x",
+                "c++",
+                "-",
+            ],
+            input=f'#include "secondopinion/{header.name}"\n',
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, (header.name, proc.stderr[-2000:])
     # Relocatable: no absolute path of the build or the prefix in the config.
     for cmake_file in (tmp_path / "lib" / "cmake" / "secondopinion").glob("*.cmake"):
         text = cmake_file.read_text()

@@ -70,7 +70,11 @@ step "rerank the demo corpus for one query"
 "$example" --model "$model" --passages "$build/passages.txt" --top 100 \
   --query "how much ibuprofen can a 6 year old take"
 
+step "BM25 (C++) picks 10 candidates, the cross-encoder reranks them"
+"$example" --model "$model" --passages "$build/passages.txt" --top 5 --bm25 10 \
+  --query "can I give my child aspirin when she has the flu"
+
 step "concurrency check: $threads threads, $calls calls"
 "$example" --model "$model" --passages "$build/passages.txt" --queries "$build/queries.txt" \
   --concurrency-check --threads "$threads" --calls "$calls" \
-  --distinct $((calls / 4 < 400 ? (calls + 3) / 4 : 400)) --warmup $((calls / 10))
+  --distinct $((calls / 10 < 400 ? (calls + 9) / 10 : 400)) --warmup $((calls / 10))

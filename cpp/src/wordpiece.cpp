@@ -1,7 +1,6 @@
 // WordPieceTokenizer: added-token matching, WordPiece, templates, truncation.
 #include "secondopinion/wordpiece.hpp"
 
-#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>

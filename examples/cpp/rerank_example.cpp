@@ -2,7 +2,7 @@
 // passages, rerank them with the shipped cross-encoder, print the ranking.
 //
 //   secondopinion_rerank --model DIR [--ort-lib PATH] [--query TEXT]
-//                        [--passages FILE] [--top N]
+//                        [--passages FILE] [--top N] [--bm25 N]
 //   secondopinion_rerank --model DIR --passages FILE --queries FILE
 //                        --concurrency-check [--threads 8] [--calls 10000] ...
 //
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "concurrency_check.hpp"
+#include "secondopinion/bm25_index.hpp"
 #include "secondopinion/ort_runtime.hpp"
 #include "secondopinion/reranker.hpp"
 
@@ -37,7 +38,8 @@ const char* const kBuiltinPassages[] = {
 void usage() {
   std::fprintf(stderr,
                "usage: secondopinion_rerank --model DIR [--ort-lib PATH] [--query TEXT]\n"
-               "         [--passages FILE] [--top N] [--max-length N] [--query-max-tokens N]\n"
+               "         [--passages FILE] [--top N] [--bm25 N] [--max-length N]\n"
+               "         [--query-max-tokens N]\n"
                "         [--intra-op-threads N]\n"
                "       secondopinion_rerank --model DIR --passages FILE --queries FILE\n"
                "         --concurrency-check [--threads N] [--calls N] [--distinct N]\n"
@@ -76,6 +78,7 @@ struct Args {
   std::string passages;
   std::string queries;
   std::size_t top = 10;
+  std::size_t bm25 = 0;  // 0: rerank every passage; N: only BM25's top N
   secondopinion::RerankerOptions reranker;
   bool concurrency_check = false;
   ConcurrencyOptions concurrency;
@@ -102,6 +105,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--passages") a.passages = value;
     else if (flag == "--queries") a.queries = value;
     else if (flag == "--top") a.top = parse_count(flag, value);
+    else if (flag == "--bm25") a.bm25 = parse_count(flag, value);
     else if (flag == "--max-length") a.reranker.max_length = parse_count(flag, value);
     else if (flag == "--query-max-tokens") a.reranker.query_max_tokens = parse_count(flag, value);
     else if (flag == "--intra-op-threads") a.reranker.session.threads = static_cast<int>(parse_count(flag, value));
@@ -134,23 +138,49 @@ std::string one_line(std::string_view text, std::size_t max_chars) {
   return out.size() < text.size() ? out + "..." : out;
 }
 
+// Stage 1 for --bm25 N: a BM25 index over the passages (Lucene's scoring,
+// Porter stemmer, English stop words), searched for the query's top N.
+std::vector<std::size_t> bm25_candidates(const std::vector<std::string_view>& passages,
+                                         const std::string& query, std::size_t n) {
+  secondopinion::Bm25Builder builder(secondopinion::AnalyzerConfig{}, 1);
+  builder.add(passages);
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < passages.size(); ++i) ids.push_back(std::to_string(i));
+  const secondopinion::Bm25Index index = builder.finish(std::move(ids), secondopinion::Bm25Params{});
+  const secondopinion::Bm25Result hits = index.search(query, n);
+  std::vector<std::size_t> out;
+  for (std::int64_t doc : hits.index) out.push_back(static_cast<std::size_t>(doc));
+  return out;
+}
+
 int rank(const secondopinion::Reranker& reranker, const Args& args) {
   std::vector<std::string> owned;
   if (!args.passages.empty()) owned = read_lines(args.passages);
   else owned.assign(std::begin(kBuiltinPassages), std::end(kBuiltinPassages));
-  const std::vector<std::string_view> passages(owned.begin(), owned.end());
+  const std::vector<std::string_view> all(owned.begin(), owned.end());
+
+  // The passages to rerank, by their index in `all`.
+  std::vector<std::size_t> candidates(all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) candidates[i] = i;
+  if (args.bm25 > 0) candidates = bm25_candidates(all, args.query, args.bm25);
+  std::vector<std::string_view> passages;
+  for (std::size_t i : candidates) passages.push_back(all[i]);
 
   const secondopinion::RerankScores scores = reranker.score(args.query, passages);
   const std::vector<std::size_t> order = secondopinion::Reranker::order(scores);
   std::printf("query: %s%s\n", one_line(args.query, 200).c_str(),
               scores.query_truncated ? " (cut to query_max_tokens)" : "");
+  if (args.bm25 > 0) {
+    std::printf("reranking BM25's top %zu of %zu passages\n", candidates.size(), all.size());
+  }
   if (reranker.config().floor) std::printf("model floor: %.4f\n", *reranker.config().floor);
   // rank, passage index, score, logit (9 significant digits: the float exactly), passage
   std::printf("rank\tindex\tscore\tlogit\tpassage\n");
   for (std::size_t r = 0; r < order.size() && r < args.top; ++r) {
     const std::size_t i = order[r];
-    std::printf("%zu\t%zu\t%.6f\t%.9g\t%s%s\n", r + 1, i, scores.scores[i], scores.logits[i],
-                one_line(passages[i], 100).c_str(), scores.truncated[i] ? " [cut]" : "");
+    std::printf("%zu\t%zu\t%.6f\t%.9g\t%s%s\n", r + 1, candidates[i], scores.scores[i],
+                scores.logits[i], one_line(passages[i], 100).c_str(),
+                scores.truncated[i] ? " [cut]" : "");
   }
   return 0;
 }
