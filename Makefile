@@ -60,5 +60,14 @@ model: build
 	  --write python/secondopinion/models/cross-encoder
 	$(MAKE) build
 
+# The C++ API without Python (tools/cpp_example.sh): the core installed to a
+# temporary prefix, examples/cpp built against it, one ranking, then 8 threads
+# sharing one Reranker checked against a single-threaded run (1,000 calls; soak: 10,000).
+.PHONY: example-cpp soak-cpp
+example-cpp: $(VENV)/.deps
+	PY=$(PY) CMAKE=$(VENV)/bin/cmake bash tools/cpp_example.sh 1000
+soak-cpp: $(VENV)/.deps
+	PY=$(PY) CMAKE=$(VENV)/bin/cmake bash tools/cpp_example.sh 10000
+
 clean:
 	rm -rf build $(VENV) $(SAN_VENV)

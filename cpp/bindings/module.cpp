@@ -9,6 +9,7 @@ void bind_topk(py::module_& m);
 void bind_bm25(py::module_& m);
 void bind_fusion(py::module_& m);
 void bind_inference(py::module_& m);
+void bind_wordpiece(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "secondopinion's C++ core (see cpp/include/secondopinion for the C++ API)";
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   bind_bm25(m);
   bind_fusion(m);
   bind_inference(m);
+  bind_wordpiece(m);
 }
