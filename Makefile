@@ -56,6 +56,13 @@ test-sanitize: $(SAN_VENV)/.deps
 	  --config-settings=cmake.build-type=RelWithDebInfo ".[test]"
 	$(SAN_PY) tools/sanitize/run_tests.py -m "not slow and not soak" $(SANITIZE_TESTS)
 
+# The soak test (tests/test_soak.py): 8 threads share one Pipeline for
+# SOAK_CALLS mixed searches; CI runs it with SOAK_CALLS=500.
+SOAK_CALLS ?= 10000
+.PHONY: soak
+soak: build
+	SECONDOPINION_SOAK_CALLS=$(SOAK_CALLS) $(PY) -m pytest tests/test_soak.py -q -m soak
+
 # Rebuild the shipped models (tools/build_models.sh; DEVICE_RUN=folder reuses a GPU run).
 model: build
 	PY=$(PY) DEVICE_RUN=$(DEVICE_RUN) bash tools/build_models.sh
