@@ -37,18 +37,31 @@ lint: $(VENV)/.deps
 	$(PY) -m ruff format --check python tests benchmarks tools
 
 # Core tests under AddressSanitizer + UndefinedBehaviorSanitizer: a separate
-# venv and build directory, the ASan runtime preloaded into Python.
+# venv and build directory; tools/sanitize/run_tests.py preloads the runtimes
+# and fails on any sanitizer report or on a leak through our C++.
 SAN_VENV := .venv-sanitize
-test-sanitize: $(VENV)/.deps
-	test -d $(SAN_VENV) || $(PYTHON) -m venv --system-site-packages $(SAN_VENV)
-	$(SAN_VENV)/bin/pip --disable-pip-version-check -q install "scikit-build-core>=0.10" "pybind11>=2.13" cmake ninja numpy pytest hypothesis onnxruntime tokenizers tqdm onnx
-	$(SAN_VENV)/bin/pip --disable-pip-version-check -q install $(BUILD_FLAGS) \
+SAN_PY   := $(SAN_VENV)/bin/python
+SAN_PIP  := $(SAN_PY) -m pip --disable-pip-version-check -q
+
+$(SAN_VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(SAN_VENV)
+	$(SAN_PIP) install --upgrade pip
+	$(SAN_PIP) install "scikit-build-core>=0.10" "pybind11>=2.13" cmake ninja numpy setuptools wheel
+	touch $@
+
+test-sanitize: $(SAN_VENV)/.deps
+	$(SAN_PIP) install --no-build-isolation \
 	  --config-settings=build-dir=build/sanitize \
 	  --config-settings=cmake.define.SECONDOPINION_SANITIZE=ON \
-	  --config-settings=cmake.build-type=RelWithDebInfo .
-	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --capture=sys -m "not slow" $(SANITIZE_TESTS)
+	  --config-settings=cmake.build-type=RelWithDebInfo ".[test]"
+	$(SAN_PY) tools/sanitize/run_tests.py -m "not slow and not soak" $(SANITIZE_TESTS)
+
+# The soak test (tests/test_soak.py): 8 threads share one Pipeline for
+# SOAK_CALLS mixed searches; CI runs it with SOAK_CALLS=500.
+SOAK_CALLS ?= 10000
+.PHONY: soak
+soak: build
+	SECONDOPINION_SOAK_CALLS=$(SOAK_CALLS) $(PY) -m pytest tests/test_soak.py -q -m soak
 
 # Rebuild the shipped models (tools/build_models.sh; DEVICE_RUN=folder reuses a GPU run).
 # The floor is calibrated last, from traces of the reinstalled package's pipeline.
