@@ -91,7 +91,6 @@ def main() -> int:
         chosen_ids = set(random.Random(args.seed).sample([q for q, _ in judged], args.max_queries))
         judged = [(q, t) for q, t in judged if q in chosen_ids]
     pipe = build_or_load(dataset, args.cache)
-    judgements = Judgements(dataset.qrels, dataset.corpus.ids)
 
     runs: dict[str, dict[str, list[str]]] = {"hybrid": {}, "rerank": {}, "gate": {}}
     status: dict[str, bool] = {}
@@ -135,9 +134,12 @@ def main() -> int:
         if not qids:
             continue
         rows: dict[str, object] = {}
+        # Judgements of these queries only: evaluate() scores a judged query
+        # missing from the run as 0, which would dilute a subset's mean.
+        subset_judgements = Judgements({q: dataset.qrels[q] for q in qids}, dataset.corpus.ids)
         for stage in ("hybrid", "rerank", "gate"):
             run = {q: runs[stage][q] for q in qids}
-            summary = evaluate(run, judgements).summary()
+            summary = evaluate(run, subset_judgements).summary()
             rows[stage] = {k: round(v, 4) for k, v in summary.items()}
         answered = [q for q in qids if status[q]]
         rows["gate"] |= {  # type: ignore[operator]
@@ -158,8 +160,9 @@ def main() -> int:
         }
         for s in stages
     }
+    report["runs"] = runs  # per query, so any other subset can be scored later
     text = json.dumps(report, indent=2)
-    print(text)
+    print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=2))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n", encoding="utf-8")
