@@ -60,8 +60,11 @@ test-sanitize: $(SAN_VENV)/.deps
 # SOAK_CALLS mixed searches; CI runs it with SOAK_CALLS=500.
 SOAK_CALLS ?= 10000
 .PHONY: soak
+# Both soaks: 8 threads sharing one Pipeline (Python), then 8 threads sharing one
+# Reranker in the C++ example built against the installed package.
 soak: build
 	SECONDOPINION_SOAK_CALLS=$(SOAK_CALLS) $(PY) -m pytest tests/test_soak.py -q -m soak
+	PY=$(PY) CMAKE=$(VENV)/bin/cmake bash tools/cpp_example.sh $(SOAK_CALLS)
 
 # Rebuild the shipped models (tools/build_models.sh; DEVICE_RUN=folder reuses a GPU run).
 # The floor is calibrated last, from traces of the reinstalled package's pipeline.
