@@ -600,9 +600,7 @@ def main(argv: list[str] | None = None) -> None:
     for p in (sub.add_parser("features"), sub.add_parser("fit")):
         p.add_argument("--data", type=Path, default=Path("../shared/data"))
         p.add_argument("--cache", type=Path, default=Path("build/relevance_cache"))
-        p.add_argument(
-            "--train-log", type=Path, default=Path("build/cross_encoder/train_log.json")
-        )
+        p.add_argument("--train-log", type=Path, default=Path("build/cross_encoder/train_log.json"))
     f = sub.choices["features"]
     f.add_argument("--cross-encoder", type=Path, default=None)
     f.add_argument("--embedder", type=Path, required=True)
