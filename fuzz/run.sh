@@ -11,8 +11,7 @@ set -uo pipefail
 build=$1; python=$2; shift 2
 seconds=${FUZZ_SECONDS:-600}
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$build/artifacts" "$build/logs" "$build/scratch"
-export SO_FUZZ_SCRATCH="$build/scratch"
+mkdir -p "$build/artifacts" "$build/logs"
 # Leak checking stays on for the native targets; atheris runs uninstrumented
 # Python, where libFuzzer's leak checker only reports the interpreter's own.
 common=(-max_total_time="$seconds" -timeout=30 -rss_limit_mb=3072 -print_final_stats=1)
@@ -20,7 +19,9 @@ status=0
 summary=""
 for target in "$@"; do
   corpus="$build/corpus/$target"
-  mkdir -p "$corpus"
+  # Scratch files of the Python targets (libFuzzer exits without Python's clean-up).
+  export SO_FUZZ_SCRATCH="$build/scratch/$target"
+  mkdir -p "$corpus" "$SO_FUZZ_SCRATCH"
   log="$build/logs/$target.log"
   seeds=()
   case $target in
@@ -38,6 +39,7 @@ for target in "$@"; do
   "${cmd[@]}" -artifact_prefix="$build/artifacts/$target-" "$corpus" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   took=$(( $(date +%s) - start ))
+  rm -rf "$SO_FUZZ_SCRATCH"
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
   if [ $rc -eq 0 ]; then
     outcome="ok"
@@ -48,6 +50,5 @@ for target in "$@"; do
   fi
   summary+=$(printf '%-16s %6ss %12s runs  %s' "$target" "$took" "${runs:-?}" "$outcome")$'\n'
 done
-rm -rf "$build/scratch"
 printf '\nfuzz summary (FUZZ_SECONDS=%s)\n%s' "$seconds" "$summary"
 exit $status

@@ -125,6 +125,13 @@ def _read_template(tok: Tokenizer, path: Path, pair: bool) -> _Template:
     )
     if rebuilt != ids:
         raise ModelFormatError(f"{path}: cannot reproduce the post-processor's output {enc.tokens}")
+    if template.num_special == 0:
+        # Found by fuzzing: an empty text then gives the model an empty sequence.
+        raise ModelFormatError(
+            f"{path}: the post-processor adds no special tokens around "
+            f"{'a pair' if pair else 'a text'} (such as [CLS] and [SEP]); the models "
+            "this library runs need them"
+        )
     return template
 
 
@@ -165,6 +172,40 @@ class ModelTokenizer:
     def special_tokens_pair(self) -> int:
         """Special tokens added around a pair."""
         return self._pair.num_special
+
+    def limits_batch(self, max_length: int, *, pair: bool) -> TokenizedBatch:
+        """Sequences at the limits of what this tokenizer can send a model.
+
+        One sequence of exactly ``max_length`` tokens whose text tokens are
+        the largest id in the vocabulary, with the template's special tokens
+        and type ids, and two short ones of different lengths (so one is
+        padded with :attr:`pad_id` when there is room). A model that runs
+        them accepts every token id, type id and position this tokenizer and
+        ``max_length`` can produce. ``max_length`` must leave room for one
+        text token (two for a pair).
+        """
+        t = self._pair if pair else self._single
+        top = max(self._tok.get_vocab(with_added_tokens=True).values(), default=0)
+        room = max_length - t.num_special
+        sequences: list[list[int]] = []
+        types: list[list[int]] = []
+        for first, second in (
+            ((1, room - 1), (1, 1), (1, min(2, room - 1)))
+            if pair
+            else ((room, 0), (1, 0), (min(2, room), 0))
+        ):
+            sequences.append([*t.prefix, *[top] * first, *t.middle, *[top] * second, *t.suffix])
+            types.append(
+                [
+                    *t.prefix_types,
+                    *[t.first_type] * first,
+                    *t.middle_types,
+                    *[t.second_type] * second,
+                    *t.suffix_types,
+                ]
+            )
+        flags = np.zeros(len(sequences), dtype=bool)
+        return _pack(sequences, types, flags, flags)
 
     def encode_texts(self, texts: Sequence[str], *, max_length: int) -> TokenizedBatch:
         """Encode single texts, each cut to ``max_length`` tokens with its special tokens."""
