@@ -8,16 +8,20 @@ exactly the bytes the loader saw.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from secondopinion import BM25Index
+from secondopinion import BM25Index, CrossEncoder
 from secondopinion.bm25 import Analyzer
+from secondopinion.gate import relevance_model_for
+from secondopinion.model_dir import DEFAULT_MODELS_DIR, ModelFormatError
 
 DATA = Path(__file__).resolve().parent / "data" / "fuzz"
 
@@ -137,3 +141,95 @@ def test_lone_surrogates_in_stored_strings(call, match):
 def test_lone_surrogate_term_has_no_documents():
     # Was the same generic TypeError; a surrogate is never part of a term.
     assert BM25Index.build(["a cat"]).doc_freq("cat\udfff") == 0
+
+
+# -- model_dir_fuzzer.py ------------------------------------------------------
+# Each builds the corrupted directory the fuzzer made, from the shipped
+# cross-encoder (model.onnx linked, not copied).
+
+
+def _model_dir(tmp_path: Path, **files: bytes) -> Path:
+    source = DEFAULT_MODELS_DIR / "cross-encoder"
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(source / "model.onnx")
+    for name in ("tokenizer.json", "secondopinion.json"):
+        key = name.replace(".", "_")
+        (folder / name).write_bytes(files[key] if key in files else (source / name).read_bytes())
+    return folder
+
+
+def _config(**changes: object) -> bytes:
+    config = json.loads((DEFAULT_MODELS_DIR / "cross-encoder" / "secondopinion.json").read_text())
+    config.update(changes)
+    return json.dumps(config).encode()
+
+
+def _tokenizer(edit: Callable[[dict], None]) -> bytes:
+    data = json.loads((DEFAULT_MODELS_DIR / "cross-encoder" / "tokenizer.json").read_text())
+    edit(data)
+    return json.dumps(data).encode()
+
+
+def test_deeply_nested_config(tmp_path):
+    # Was RecursionError from json.loads.
+    folder = _model_dir(tmp_path, secondopinion_json=b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ModelFormatError, match=r"secondopinion\.json: not valid JSON"):
+        CrossEncoder(folder)
+
+
+def test_integer_past_pythons_digit_limit(tmp_path):
+    # Was a bare ValueError from int parsing that named no file.
+    folder = _model_dir(tmp_path, secondopinion_json=b'{"format": ' + b"1" * 5000 + b"}")
+    with pytest.raises(ModelFormatError, match=r"secondopinion\.json: not valid JSON"):
+        CrossEncoder(folder)
+
+
+def test_broken_relevance_entry_names_the_file(tmp_path):
+    # Was ValueError("relevance config: missing key 'scale'"), no file named.
+    entry = json.loads(_config())["relevance"]
+    del entry["scale"]
+    folder = _model_dir(tmp_path, secondopinion_json=_config(relevance=entry))
+    model = CrossEncoder(folder)
+    with pytest.raises(ModelFormatError, match=r"secondopinion\.json: relevance config: .*'scale'"):
+        relevance_model_for(model)
+
+
+def test_tokenizer_without_special_tokens(tmp_path):
+    # Was ValueError("sequence 1 is empty or offsets decrease ...") from
+    # predict([("", "")]): nothing wraps an empty pair, so it had no tokens.
+    folder = _model_dir(
+        tmp_path, tokenizer_json=_tokenizer(lambda t: t.update(post_processor=None))
+    )
+    with pytest.raises(ModelFormatError, match=r"tokenizer\.json: .*no special tokens"):
+        CrossEncoder(folder)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        # max_length beyond the graph's 512 positions: RuntimeError from ONNX
+        # Runtime on the first long input, not at load.
+        {"secondopinion_json": _config(max_length=604)},
+        # A special-token id past the vocabulary: RuntimeError on every input.
+        {
+            "tokenizer_json": _tokenizer(
+                lambda t: t["post_processor"]["special_tokens"]["[SEP]"].update(ids=[40_000])
+            )
+        },
+        # A pad id past the vocabulary: RuntimeError only for padded batches.
+        {"tokenizer_json": _tokenizer(lambda t: t["padding"].update(pad_id=40_000))},
+    ],
+    ids=["max_length", "special-token-id", "pad-id"],
+)
+def test_input_the_graph_cannot_run_is_refused_at_load(tmp_path, files):
+    folder = _model_dir(tmp_path, **files)
+    with pytest.raises(ModelFormatError, match=r"tokenizer\.json with max_length .* cannot run"):
+        CrossEncoder(folder)
+
+
+def test_shipped_models_pass_the_load_probe():
+    # The probe must not refuse what works: scoring at max_length succeeds.
+    model = CrossEncoder()
+    scores, truncated = model.predict([("q", "word " * 1000)], return_truncated=True)
+    assert truncated.tolist() == [True] and 0.0 < float(scores[0]) < 1.0

@@ -153,7 +153,7 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
     if file_kind != kind:
         other = "Embedder" if file_kind == EMBEDDER else "CrossEncoder"
         raise ModelFormatError(
-            f"{config_file}: this is a {file_kind} model, not a {kind}; load it with {other}"
+            f"{config_file}: this is {_a(file_kind)} model, not {_a(kind)}; load it with {other}"
         )
     max_length = raw.get("max_length")
     if not _is_int(max_length) or not 2 <= max_length <= MAX_LENGTH_LIMIT:
@@ -190,6 +190,10 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
     return ModelConfig(
         kind=kind, max_length=max_length, name=name, pooling=pooling, normalize=normalize
     )
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def _is_int(value: Any) -> bool:  # noqa: ANN401 - any JSON value
