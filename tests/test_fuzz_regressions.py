@@ -125,6 +125,23 @@ def test_path_that_is_not_utf8(tmp_path):
         BM25Index.load(os.fsdecode(os.fsencode(tmp_path) + b"/b\xe9"))
 
 
+def test_posting_in_a_document_of_length_zero_is_refused(tmp_path):
+    # Found while checking what bm25_load_fixed_fuzzer.cpp reaches (it checks
+    # scores for NaN but had not built this in 15 minutes): a checksum-valid
+    # file whose documents are shorter than their own postings, with an
+    # average length below 1 and a huge k1, loaded and scored NaN (0 * inf).
+    path = tmp_path / "nan.bm25"
+    BM25Index.build(["apple", "berry berry", "cherry", "", ""], stopwords=None).save(path)
+    data = bytearray(path.read_bytes())
+    meta, _ = _section(data, 1)
+    doc_len, _ = _section(data, 2)
+    struct.pack_into("<5I", data, doc_len, 0, 4, 0, 0, 0)  # same total, apple's doc now empty
+    struct.pack_into("<f", data, meta + 32, 3e38)  # k1
+    path.write_bytes(_repair_checksums(data))
+    with pytest.raises(ValueError, match="term frequency exceeds its document's length"):
+        BM25Index.load(path)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
