@@ -31,8 +31,9 @@ for target in "$@"; do
   if [ -x "$build/${target}_fuzzer" ]; then
     cmd=("$build/${target}_fuzzer" "${common[@]}" -use_value_profile=1)
   else
-    cmd=("$python" "$here/${target}_fuzzer.py" "${common[@]}" -max_len=4096 -len_control=0
-         -detect_leaks=0)
+    cmd=("$python" "$here/${target}_fuzzer.py" "${common[@]}" -detect_leaks=0)
+    # Inputs that encode decisions (not files) reach deep paths only when long.
+    [ ${#seeds[@]} -eq 0 ] && cmd+=(-max_len=4096 -len_control=0)
   fi
   echo "fuzz: $target for ${seconds}s (log: $log)"
   start=$(date +%s)
