@@ -40,9 +40,10 @@ KINDS = (CROSS_ENCODER, EMBEDDER)
 ACTIVATIONS = ("sigmoid", "softmax", "none")
 POOLINGS = ("mean", "cls")
 
-#: The largest ``max_length`` a config may give. Loading runs one sequence of
-#: max_length tokens (see :meth:`ModelDir.misfit`), so an absurd value must be
-#: refused before that; long-context BERT-style models stop at 8192 today.
+#: The largest ``max_length`` a config may give. CrossEncoder and Embedder run
+#: one sequence of max_length tokens at load (see :meth:`ModelDir.misfit`), so
+#: an absurd value must be refused before that; long-context BERT-style models
+#: stop at 8192 today.
 MAX_LENGTH_LIMIT = 32768
 
 #: Where the models shipped with the package are installed, one folder per kind.
