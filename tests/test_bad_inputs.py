@@ -175,6 +175,10 @@ def no_post_processor(tok: dict) -> None:
     tok["post_processor"] = None
 
 
+def sep_missing_from_special_tokens(tok: dict) -> None:
+    del tok["post_processor"]["special_tokens"]["[SEP]"]
+
+
 def sep_past_vocabulary(tok: dict) -> None:
     tok["post_processor"]["special_tokens"]["[SEP]"]["ids"] = [999_999]
 
@@ -654,6 +658,13 @@ CASES: list[Case] = [
         lambda w: CrossEncoder(w.tokenizer("t1", no_post_processor)),
         ModelFormatError,
         "adds no special tokens",
+    ),
+    Case(
+        "Model dir",
+        "tokenizer.json on which tokenizers panics (found by fuzzing)",
+        lambda w: CrossEncoder(w.tokenizer("t3", sep_missing_from_special_tokens)),
+        ModelFormatError,
+        "tokenizers failed on this file",
     ),
     Case(
         "Model dir",

@@ -222,6 +222,18 @@ def test_tokenizer_without_special_tokens(tmp_path):
         CrossEncoder(folder)
 
 
+def test_tokenizer_that_panics_on_encode(tmp_path):
+    # Was pyo3's PanicException ("no entry found for key"), a BaseException:
+    # the post-processor's template names [SEP], its special_tokens lack it;
+    # tokenizers loads such a file and panics on every encode.
+    def drop_sep(t: dict) -> None:
+        del t["post_processor"]["special_tokens"]["[SEP]"]
+
+    folder = _model_dir(tmp_path, tokenizer_json=_tokenizer(drop_sep))
+    with pytest.raises(ModelFormatError, match=r"tokenizer\.json: tokenizers failed on this file"):
+        CrossEncoder(folder)
+
+
 @pytest.mark.parametrize(
     "files",
     [
