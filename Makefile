@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 BUILD_FLAGS := --no-build-isolation --no-deps
 SOURCES := $(shell find cpp python cmake -type f -not -name '*.pyc' 2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test bench lint build test-sanitize clean model
+.PHONY: demo test bench lint build test-sanitize clean model fuzz fuzz-build fuzz-ci
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,8 @@ bench: build
 	$(PY) -m pytest benchmarks -q --benchmark-columns=median,ops,rounds --benchmark-sort=name
 
 lint: $(VENV)/.deps
-	$(PY) -m ruff check python tests benchmarks tools
-	$(PY) -m ruff format --check python tests benchmarks tools
+	$(PY) -m ruff check python tests benchmarks tools fuzz
+	$(PY) -m ruff format --check python tests benchmarks tools fuzz
 
 # Core tests under AddressSanitizer + UndefinedBehaviorSanitizer: a separate
 # venv and build directory; tools/sanitize/run_tests.py preloads the runtimes
@@ -65,6 +65,27 @@ SOAK_CALLS ?= 10000
 soak: build
 	SECONDOPINION_SOAK_CALLS=$(SOAK_CALLS) $(PY) -m pytest tests/test_soak.py -q -m soak
 	PY=$(PY) CMAKE=$(VENV)/bin/cmake bash tools/cpp_example.sh $(SOAK_CALLS)
+
+# Fuzzing (fuzz/): libFuzzer targets for the C++ index loader and analyzer,
+# built with clang + ASan/UBSan in build/fuzz, and atheris targets for the
+# Python side (model directories, index loading and text through the API).
+# FUZZ_SECONDS per target; corpora persist in build/fuzz/corpus.
+FUZZ_SECONDS ?= 600
+FUZZ_BUILD := build/fuzz
+FUZZ_TARGETS ?= bm25_load bm25_load_fixed analyzer model_dir bm25_load_py analyzer_py
+fuzz-build: build
+	@command -v clang++ >/dev/null || { echo "make fuzz needs clang with libFuzzer: apt-get install clang" >&2; exit 1; }
+	$(PY) -c "import atheris" 2>/dev/null || $(PIP) install atheris
+	CC=clang CXX=clang++ $(VENV)/bin/cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja \
+	  -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	$(VENV)/bin/cmake --build $(FUZZ_BUILD)
+	$(PY) fuzz/make_seeds.py $(FUZZ_BUILD)/seeds
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_BUILD) $(PY) $(FUZZ_TARGETS)
+# CI: a short run of every target (clang comes from Debian on the CI machine).
+fuzz-ci:
+	command -v clang++ >/dev/null || { apt-get update -qq && apt-get install -y -qq clang >/dev/null; }
+	$(MAKE) fuzz FUZZ_SECONDS=$(or $(FUZZ_CI_SECONDS),20)
 
 # Rebuild the shipped models (tools/build_models.sh; DEVICE_RUN=folder reuses a GPU run).
 # The floor is calibrated last, from traces of the reinstalled package's pipeline.

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -95,14 +96,23 @@ py::tuple result_tuple(secondopinion::Bm25Result&& r) {
 
 void bind_bm25(py::module_& m) {
   // File-system errors (missing file, permission) reach Python as OSError
-  // with the errno, so FileNotFoundError etc. are raised as usual.
+  // with the errno, so FileNotFoundError etc. are raised as usual. Messages
+  // may quote bytes from a file or a path that are not UTF-8 (a corrupt
+  // index's ids, found by fuzzing): they are decoded with backslash escapes,
+  // not strictly, which would raise UnicodeDecodeError instead.
   py::register_exception_translator([](std::exception_ptr p) {
+    auto message = [](const char* what) {
+      const auto size = static_cast<Py_ssize_t>(std::strlen(what));
+      return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(what, size, "backslashreplace"));
+    };
     try {
       if (p) std::rethrow_exception(p);
     } catch (const std::system_error& e) {
-      py::object err = py::module_::import("builtins")
-                           .attr("OSError")(e.code().value(), std::string(e.what()));
+      py::object err =
+          py::module_::import("builtins").attr("OSError")(e.code().value(), message(e.what()));
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetObject(PyExc_ValueError, message(e.what()).ptr());
     }
   });
 

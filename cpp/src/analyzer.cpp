@@ -105,7 +105,11 @@ std::string_view Analyzer::stem(std::string_view word) const {
   const sb_symbol* out = sb_stemmer_stem(stemmer, reinterpret_cast<const sb_symbol*>(word.data()),
                                          static_cast<int>(word.size()));
   if (out == nullptr) throw std::bad_alloc();
-  return {reinterpret_cast<const char*>(out), static_cast<std::size_t>(sb_stemmer_length(stemmer))};
+  const auto length = static_cast<std::size_t>(sb_stemmer_length(stemmer));
+  // Snowball's "porter" stems the word "s" to nothing (found by fuzzing); an
+  // empty term would enter the vocabulary, so such a word stays unstemmed.
+  if (length == 0) return word;
+  return {reinterpret_cast<const char*>(out), length};
 }
 
 void Analyzer::split_impl(std::string_view text, WordCallback callback, void* context) const {

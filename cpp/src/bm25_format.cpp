@@ -385,6 +385,12 @@ std::unique_ptr<Bm25Index::Impl> Reader::parse(std::shared_ptr<const void> stora
         fail("postings of term " + std::to_string(t) + " are out of range or not ascending");
       }
       if (post_tf[i] == 0) fail("a posting has term frequency 0");
+      // A document holds at least its postings' terms. Without this, a
+      // crafted file (checksums fixed) with length 0 under a posting, a small
+      // average length and a huge k1 made scores NaN (0 * inf).
+      if (post_tf[i] > doc_len[d]) {
+        fail("a posting's term frequency exceeds its document's length");
+      }
       prev = d;
     }
   }

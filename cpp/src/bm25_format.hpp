@@ -27,7 +27,7 @@
 //   2 doc_len       u32[N]    terms per document after analysis
 //   3 post_offsets  u64[V+1]  term t's postings: [off[t], off[t+1])
 //   4 post_docs     u32[P]    document indices, ascending within a term
-//   5 post_tf       u32[P]    term frequencies, >= 1
+//   5 post_tf       u32[P]    term frequencies, >= 1, <= the document's doc_len
 //   6 vocab_offsets u64[V+1]  into vocab_bytes
 //   7 vocab_bytes   u8[]      terms, strictly ascending bytewise
 //   8 id_offsets    u64[N+1]  into id_bytes

@@ -75,7 +75,18 @@ def _stopword_list(stopwords: str | Iterable[str] | None) -> list[str]:
     for i, w in enumerate(words):
         if not isinstance(w, str):
             raise TypeError(f"stopwords[{i}] must be str, got {type(w).__name__}")
+        _check_unicode(w, f"stopwords[{i}]")
     return words
+
+
+def _check_unicode(text: str, name: str) -> None:
+    """Refuse a lone surrogate: such a str has no UTF-8 form to store and give back."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} holds a lone surrogate at position {exc.start} (not valid Unicode): {text!r}"
+        ) from None
 
 
 def _stemmer_name(stemmer: str | None) -> str:
@@ -224,6 +235,7 @@ def _split_documents(
     id_list: list[str] = []
     for i, v in enumerate(doc_ids):
         if isinstance(v, str):
+            _check_unicode(v, f"ids[{i}]")
             id_list.append(v)
         elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             id_list.append(str(int(v)))
@@ -365,7 +377,7 @@ class BM25Index:
         The file is versioned and checksummed; it is written under a temporary
         name and renamed, so ``path`` never holds a partial index.
         """
-        self._native.save(os.fspath(path))
+        self._native.save(os.fsencode(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> BM25Index:
@@ -380,8 +392,19 @@ class BM25Index:
             ValueError: the file is not a valid index (foreign, truncated,
                 corrupt, or from a newer format version); the message says which.
         """
-        native = _core.BM25Index.load(os.fspath(path), bool(mmap))
-        return cls(native, np.array(native.doc_ids(), dtype=object))
+        # fsencode: a file name that is not UTF-8 (surrogate-escaped) still opens.
+        native = _core.BM25Index.load(os.fsencode(path), bool(mmap))
+        # The C++ core stores bytes; Python needs its ids and stop words as
+        # UTF-8 (a file written from C++ or crafted may hold other bytes).
+        try:
+            ids = native.doc_ids()
+            native.analyzer.stopwords  # noqa: B018 - decoded here to fail at load
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"'{os.fsdecode(path)}' is not a valid BM25 index for Python: its document ids "
+                f"and stop words must be UTF-8 ({exc})"
+            ) from None
+        return cls(native, np.array(ids, dtype=object))
 
     # ------------------------------------------------------------ properties
 
@@ -417,7 +440,8 @@ class BM25Index:
     def doc_freq(self, term: str) -> int:
         """How many documents contain ``term`` (an analysed term: ``analyzer.tokenize`` output)."""
         _check_query(term, "term")
-        return int(self._native.doc_freq(term))
+        # surrogatepass: a lone surrogate (never part of a term) finds nothing.
+        return int(self._native.doc_freq(term.encode("utf-8", "surrogatepass")))
 
     @property
     def k1(self) -> float:

@@ -447,7 +447,7 @@ def write_floor(model_dir: str | os.PathLike[str], floor: float) -> Path:
         raise FileNotFoundError(f"{path}: missing; is {str(model_dir)!r} a model directory?")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
         raise ModelFormatError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(config, dict):
         raise ModelFormatError(f"{path}: must hold a JSON object")

@@ -72,6 +72,15 @@ class Embedder:
             )
         except ValueError as exc:
             raise ModelFormatError(str(exc)) from None
+        # As in CrossEncoder: refuse a tokenizer or max_length the graph cannot run.
+        probe = self.tokenizer.limits_batch(self.max_length, pair=False)
+        type_ids = probe.type_ids if self._session.uses_token_type_ids else None
+        try:
+            self._session.encode(
+                probe.ids, type_ids, probe.offsets, self.tokenizer.pad_id, self.max_length
+            )
+        except RuntimeError as exc:
+            raise directory.misfit(self.max_length, exc) from None
 
     @property
     def dimension(self) -> int:

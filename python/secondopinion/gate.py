@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .model_dir import ModelFormatError
 from .rerank import logits_to_probabilities
 
 __all__ = [
@@ -95,11 +96,19 @@ def relevance_model_for(cross_encoder: Any) -> RelevanceModel:  # noqa: ANN401 -
     builds the model. Otherwise: :class:`SigmoidRelevance`.
     """
     entry = getattr(getattr(cross_encoder, "config", None), "relevance", None)
+    model_dir = getattr(cross_encoder, "model_dir", None)
+    config_file = f"{model_dir}/secondopinion.json"
     if entry is None:
         return SigmoidRelevance()
     from .relevance import load_relevance  # issue 6: the learned score
 
-    return load_relevance(entry)
+    try:
+        return load_relevance(entry)
+    except ValueError as exc:
+        if model_dir is None:
+            raise
+        # Name the file at fault, as every other model-directory error does.
+        raise ModelFormatError(f"{config_file}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ relevance score's parameters, an object read by
 :func:`secondopinion.relevance.load_relevance`, or absent). Embedder keys: ``pooling``
 ("mean" or "cls"; default "mean"), ``normalize`` (default true), ``name``.
 Unknown keys are ignored so that newer files load in older versions.
+``max_length`` (tokens per input, special tokens included) is at most
+:data:`MAX_LENGTH_LIMIT`; loading checks that the graph runs inputs that long
+and every token id the tokenizer can produce.
 
 Every problem with a directory raises an error that names the file at fault.
 """
@@ -38,6 +41,12 @@ EMBEDDER = "embedder"
 KINDS = (CROSS_ENCODER, EMBEDDER)
 ACTIVATIONS = ("sigmoid", "softmax", "none")
 POOLINGS = ("mean", "cls")
+
+#: The largest ``max_length`` a config may give. CrossEncoder and Embedder run
+#: one sequence of max_length tokens at load (see :meth:`ModelDir.misfit`), so
+#: an absurd value must be refused before that; long-context BERT-style models
+#: stop at 8192 today.
+MAX_LENGTH_LIMIT = 32768
 
 #: Where the models shipped with the package are installed, one folder per kind.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -80,6 +89,13 @@ class ModelDir:
     @property
     def config_file(self) -> Path:
         return self.path / CONFIG_FILE
+
+    def misfit(self, max_length: int, exc: Exception) -> ModelFormatError:
+        """The error for a tokenizer or max_length whose input the graph cannot run."""
+        return ModelFormatError(
+            f"{self.tokenizer_file} with max_length {max_length} ({self.config_file}) "
+            f"produces input that {self.model_file} cannot run: {exc}"
+        )
 
 
 def default_model_dir(kind: str) -> Path:
@@ -124,7 +140,9 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
     """Read and validate ``secondopinion.json`` for a model of ``kind``."""
     try:
         raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad UTF-8, bad JSON, or an integer past Python's digit
+        # limit; RecursionError: nesting too deep for the parser (fuzzing).
         raise ModelFormatError(f"{config_file}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ModelFormatError(f"{config_file}: must hold a JSON object")
@@ -140,11 +158,11 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
     if file_kind != kind:
         other = "Embedder" if file_kind == EMBEDDER else "CrossEncoder"
         raise ModelFormatError(
-            f"{config_file}: this is a {file_kind} model, not a {kind}; load it with {other}"
+            f"{config_file}: this is {_a(file_kind)} model, not {_a(kind)}; load it with {other}"
         )
     max_length = raw.get("max_length")
-    if not _is_int(max_length) or max_length < 2:
-        raise bad("max_length", "must be an integer >= 2")
+    if not _is_int(max_length) or not 2 <= max_length <= MAX_LENGTH_LIMIT:
+        raise bad("max_length", f"must be an integer in [2, {MAX_LENGTH_LIMIT}]")
     name = raw.get("name", config_file.parent.name)
     if not isinstance(name, str):
         raise bad("name", "must be a string")
@@ -181,6 +199,10 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
     return ModelConfig(
         kind=kind, max_length=max_length, name=name, pooling=pooling, normalize=normalize
     )
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def _is_int(value: Any) -> bool:  # noqa: ANN401 - any JSON value

@@ -410,7 +410,7 @@ class Pipeline:
             raise FileNotFoundError(f"{manifest_path}: missing; not a saved pipeline folder")
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
             raise ValueError(f"{manifest_path}: corrupt, not valid JSON ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != PIPELINE_FORMAT:
             found = manifest.get("format") if isinstance(manifest, dict) else None

@@ -362,7 +362,7 @@ class RelevanceModel:
         path = Path(model_dir) / "secondopinion.json"
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
             raise ValueError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(raw, dict) or "relevance" not in raw:
             return None

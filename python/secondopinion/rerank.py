@@ -107,6 +107,18 @@ class CrossEncoder:
                 f"{directory.config_file}: activation {self.config.activation!r} does not fit "
                 f"the model's [batch, {num_logits}] logits (use {heads[num_logits][0]!r})"
             )
+        # Found by fuzzing: a tokenizer.json or max_length the graph cannot take
+        # (ids past its vocabulary, more positions than it has) failed only on
+        # some later input, with ONNX Runtime's message. One run at the limits
+        # (about one max_length inference) refuses such a directory here.
+        probe = self.tokenizer.limits_batch(self.max_length, pair=True)
+        type_ids = probe.type_ids if self._session.uses_token_type_ids else None
+        try:
+            self._session.logits(
+                probe.ids, type_ids, probe.offsets, self.tokenizer.pad_id, self.max_length
+            )
+        except RuntimeError as exc:
+            raise directory.misfit(self.max_length, exc) from None
 
     @property
     def threads(self) -> int:

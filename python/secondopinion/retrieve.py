@@ -331,7 +331,7 @@ def _write_json(path: Path, value: object) -> None:
 def _read_json(path: Path) -> dict:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ValueError(f"{path}: must hold a JSON object")

@@ -15,8 +15,9 @@ the special tokens of the tokenizer's own post-processor, whose layout (e.g.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,22 @@ class _Template:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
 
+@contextlib.contextmanager
+def _panics_as_format_errors(path: Path) -> Iterator[None]:
+    """A Rust panic inside ``tokenizers`` becomes a ModelFormatError naming ``path``.
+
+    Found by fuzzing: a tokenizer.json whose post-processor lacks a special
+    token loads, then panics on every encode. pyo3 raises panics as
+    ``PanicException``, a BaseException (so ``except Exception`` misses it).
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise ModelFormatError(f"{path}: tokenizers failed on this file ({exc})") from None
+
+
 def _read_template(tok: Tokenizer, path: Path, pair: bool) -> _Template:
     probe_a, probe_b = "a b", "c d"
     enc = tok.encode(probe_a, probe_b) if pair else tok.encode(probe_a)
@@ -125,6 +142,13 @@ def _read_template(tok: Tokenizer, path: Path, pair: bool) -> _Template:
     )
     if rebuilt != ids:
         raise ModelFormatError(f"{path}: cannot reproduce the post-processor's output {enc.tokens}")
+    if template.num_special == 0:
+        # Found by fuzzing: an empty text then gives the model an empty sequence.
+        raise ModelFormatError(
+            f"{path}: the post-processor adds no special tokens around "
+            f"{'a pair' if pair else 'a text'} (such as [CLS] and [SEP]); the models "
+            "this library runs need them"
+        )
     return template
 
 
@@ -137,7 +161,10 @@ class ModelTokenizer:
 
     def __init__(self, path: Path) -> None:
         try:
-            tok = Tokenizer.from_file(str(path))
+            with _panics_as_format_errors(path):
+                tok = Tokenizer.from_file(str(path))
+        except ModelFormatError:
+            raise
         except Exception as exc:  # tokenizers raises a bare Exception on bad files
             raise ModelFormatError(f"{path}: not a valid tokenizer.json ({exc})") from None
         padding = tok.padding
@@ -153,8 +180,9 @@ class ModelTokenizer:
         self.path = path
         #: Token id that fills padded positions (masked out; it only has to be valid).
         self.pad_id = pad_id
-        self._single = _read_template(tok, path, pair=False)
-        self._pair = _read_template(tok, path, pair=True)
+        with _panics_as_format_errors(path):
+            self._single = _read_template(tok, path, pair=False)
+            self._pair = _read_template(tok, path, pair=True)
 
     @property
     def special_tokens_single(self) -> int:
@@ -165,6 +193,40 @@ class ModelTokenizer:
     def special_tokens_pair(self) -> int:
         """Special tokens added around a pair."""
         return self._pair.num_special
+
+    def limits_batch(self, max_length: int, *, pair: bool) -> TokenizedBatch:
+        """Sequences at the limits of what this tokenizer can send a model.
+
+        One sequence of exactly ``max_length`` tokens whose text tokens are
+        the largest id in the vocabulary, with the template's special tokens
+        and type ids, and two short ones of different lengths (so one is
+        padded with :attr:`pad_id` when there is room). A model that runs
+        them accepts every token id, type id and position this tokenizer and
+        ``max_length`` can produce. ``max_length`` must leave room for one
+        text token (two for a pair).
+        """
+        t = self._pair if pair else self._single
+        top = max(self._tok.get_vocab(with_added_tokens=True).values(), default=0)
+        room = max_length - t.num_special
+        sequences: list[list[int]] = []
+        types: list[list[int]] = []
+        for first, second in (
+            ((1, room - 1), (1, 1), (1, min(2, room - 1)))
+            if pair
+            else ((room, 0), (1, 0), (min(2, room), 0))
+        ):
+            sequences.append([*t.prefix, *[top] * first, *t.middle, *[top] * second, *t.suffix])
+            types.append(
+                [
+                    *t.prefix_types,
+                    *[t.first_type] * first,
+                    *t.middle_types,
+                    *[t.second_type] * second,
+                    *t.suffix_types,
+                ]
+            )
+        flags = np.zeros(len(sequences), dtype=bool)
+        return _pack(sequences, types, flags, flags)
 
     def encode_texts(self, texts: Sequence[str], *, max_length: int) -> TokenizedBatch:
         """Encode single texts, each cut to ``max_length`` tokens with its special tokens."""
@@ -249,13 +311,15 @@ class ModelTokenizer:
         soft_cap = max(_MIN_CHAR_CAP, budget * _CHARS_PER_TOKEN_CAP)
         hard_cap = max(_MIN_HARD_CHAR_CAP, budget * _CHARS_PER_TOKEN_HARD_CAP)
         clipped = [text if len(text) <= soft_cap else text[:soft_cap] for text in texts]
-        encodings = self._tok.encode_batch(clipped, add_special_tokens=False)
+        with _panics_as_format_errors(self.path):
+            encodings = self._tok.encode_batch(clipped, add_special_tokens=False)
         out: list[tuple[list[int], bool]] = []
         for text, clip, enc in zip(texts, clipped, encodings, strict=True):
             cut = False
             if clip is not text and not _prefix_decides(enc, budget):
                 longer = text[:hard_cap]
-                enc = self._tok.encode(longer, add_special_tokens=False)
+                with _panics_as_format_errors(self.path):
+                    enc = self._tok.encode(longer, add_special_tokens=False)
                 cut = len(longer) < len(text) and not _prefix_decides(enc, budget)
             out.append((enc.ids, cut))
         return out

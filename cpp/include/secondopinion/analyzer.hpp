@@ -15,6 +15,8 @@
 //      the stop word "the").
 //   4. stem with Snowball: "porter" (Porter's original algorithm, Anserini's
 //      choice) or "english" (Porter2, what PyStemmer users get), or none.
+//      A word Snowball would stem to nothing ("s" under "porter") is kept
+//      as it is: terms are never empty.
 //
 // Thread safety: an Analyzer is immutable and may be shared by threads;
 // Snowball stemmers are not thread-safe, so each thread uses its own.
