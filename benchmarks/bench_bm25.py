@@ -22,12 +22,11 @@ each benchmark's ``extra_info``. Run briefly on a shared machine::
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import data_dir
 
 from secondopinion import BM25Index
 from secondopinion.bm25 import ENGLISH_STOPWORDS
@@ -37,16 +36,7 @@ RANK_BM25_QUERIES = 20
 DATASETS = {"scifact": "train", "nfcorpus": "dev"}
 
 
-def _data_dir() -> Path | None:
-    candidates = []
-    if os.environ.get("SECONDOPINION_DATA"):
-        candidates.append(Path(os.environ["SECONDOPINION_DATA"]))
-    repo = Path(__file__).resolve().parents[1]
-    candidates += [repo.parent / "shared" / "data", Path("/work/shared/data")]
-    return next((c for c in candidates if all((c / d).is_dir() for d in DATASETS)), None)
-
-
-DATA = _data_dir()
+DATA = data_dir(*DATASETS)
 pytestmark = pytest.mark.skipif(
     DATA is None,
     reason="BEIR scifact/ and nfcorpus/ not found in ../shared/data (or $SECONDOPINION_DATA)",

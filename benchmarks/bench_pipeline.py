@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import data_dir
 
 from secondopinion import CrossEncoder
 from secondopinion.beir import load_beir
@@ -42,16 +43,7 @@ STAGES = ("bm25", "embed", "hnsw", "fuse", "tokenize", "rerank", "gate", "total"
 CROSS_ENCODER = ("tokenize", "rerank")
 
 
-def _data_dir() -> Path | None:
-    candidates = []
-    if os.environ.get("SECONDOPINION_DATA"):
-        candidates.append(Path(os.environ["SECONDOPINION_DATA"]))
-    repo = Path(__file__).resolve().parents[1]
-    candidates += [repo.parent / "shared" / "data", Path("/work/shared/data")]
-    return next((c for c in candidates if (c / "scifact").is_dir()), None)
-
-
-DATA = _data_dir()
+DATA = data_dir("scifact")
 pytestmark = pytest.mark.skipif(
     DATA is None, reason="BEIR scifact/ not found in ../shared/data (or $SECONDOPINION_DATA)"
 )
