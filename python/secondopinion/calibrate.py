@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._jsonfile import read_json_object
 from .traces import TraceArrays, TraceStore
 
 __all__ = [
@@ -445,12 +446,7 @@ def write_floor(model_dir: str | os.PathLike[str], floor: float) -> Path:
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; is {str(model_dir)!r} a model directory?")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
-        raise ModelFormatError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise ModelFormatError(f"{path}: must hold a JSON object")
+    config = read_json_object(path, ModelFormatError)
     config["floor"] = float(floor)
     fd, tmp = tempfile.mkstemp(prefix=".secondopinion.", suffix=".json", dir=path.parent)
     try:

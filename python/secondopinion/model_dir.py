@@ -25,11 +25,12 @@ Every problem with a directory raises an error that names the file at fault.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._jsonfile import read_json_object
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -138,14 +139,7 @@ def open_model_dir(model_dir: str | os.PathLike[str] | None, kind: str) -> Model
 
 def load_config(config_file: Path, kind: str) -> ModelConfig:
     """Read and validate ``secondopinion.json`` for a model of ``kind``."""
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:
-        # ValueError: bad UTF-8, bad JSON, or an integer past Python's digit
-        # limit; RecursionError: nesting too deep for the parser (fuzzing).
-        raise ModelFormatError(f"{config_file}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ModelFormatError(f"{config_file}: must hold a JSON object")
+    raw = read_json_object(config_file, ModelFormatError)
 
     def bad(key: str, why: str) -> ModelFormatError:
         return ModelFormatError(f"{config_file}: {key!r} {why} (got {raw.get(key)!r})")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ._args import check_positive_int
+from ._jsonfile import read_json
 from .bm25 import BM25Index
 from .embed import Embedder
 from .fusion import FusedHits
@@ -408,10 +409,7 @@ class Pipeline:
         manifest_path = folder / _MANIFEST
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path}: missing; not a saved pipeline folder")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
-            raise ValueError(f"{manifest_path}: corrupt, not valid JSON ({exc})") from None
+        manifest = read_json(manifest_path, problem="corrupt, not valid JSON")
         if not isinstance(manifest, dict) or manifest.get("format") != PIPELINE_FORMAT:
             found = manifest.get("format") if isinstance(manifest, dict) else None
             raise ValueError(

@@ -57,7 +57,6 @@ on the standardised coefficients, in numpy: no extra runtime dependency.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -66,6 +65,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._jsonfile import read_json
 
 __all__ = [
     "FEATURES",
@@ -360,10 +361,7 @@ class RelevanceModel:
             ValueError: the file is not JSON, or its ``"relevance"`` is malformed.
         """
         path = Path(model_dir) / "secondopinion.json"
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        raw = read_json(path)
         if not isinstance(raw, dict) or "relevance" not in raw:
             return None
         try:

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from ._args import check_positive_int
+from ._jsonfile import read_json_object
 from .bm25 import BM25Index
 from .embed import Embedder
 from .fusion import FusedHits, fuse_rrf, fuse_weighted
@@ -244,7 +245,7 @@ class DenseIndex:
         for path in (meta_path, graph_path):
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: missing; not a saved DenseIndex folder")
-        meta = _read_json(meta_path)
+        meta = read_json_object(meta_path)
         if meta.get("format") != DENSE_FORMAT:
             raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {DENSE_FORMAT}")
         try:
@@ -326,16 +327,6 @@ def _write_json(path: Path, value: object) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(value), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:  # as in model_dir.load_config
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: must hold a JSON object")
-    return value
 
 
 # ----------------------------------------------------------------- hybrid
