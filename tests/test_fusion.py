@@ -107,6 +107,43 @@ def test_rrf_matches_reference(seed, n_lists):
     check_against_reference(result, lists, "rrf", k=k, weights=weights)
 
 
+@pytest.mark.parametrize("offset", [0, 2**33, 2**62])
+def test_indices_beyond_32_bits_sort_like_small_ones(offset):
+    """Indices below 2^32 travel inside the sort key; wider ones take the path
+    that compares indices separately. Ties (same rank in two lists) must be
+    broken by the lower index on both."""
+    rng = np.random.default_rng(5)
+    lists = [random_list(rng, 300, 400) for _ in range(2)]
+    lists = [(ind + offset, sc) for ind, sc in lists]
+    for weights in (None, [1.0, 1.0]):
+        check_against_reference(fuse_rrf(lists, weights=weights), lists, "rrf", weights=weights)
+    check_against_reference(fuse_weighted(lists, [1.0, 1.0]), lists, "weighted", weights=[1, 1])
+
+
+@pytest.mark.parametrize("weights", [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+def test_rrf_zero_weights(weights):
+    """A weight of 0 gives fused scores of 0, which the sort's reciprocal
+    spread cannot place; all zeros leave nothing but ties."""
+    rng = np.random.default_rng(9)
+    lists = [random_list(rng, 200, 300) for _ in range(2)]
+    check_against_reference(fuse_rrf(lists, weights=weights), lists, "rrf", weights=weights)
+    limited = fuse_rrf(lists, weights=weights, limit=17)
+    check_against_reference(limited, lists, "rrf", weights=weights, limit=17)
+
+
+def test_crowded_scores_still_sort():
+    """One outlier squeezes every other score into the sort's first bucket,
+    where it falls back to a comparison sort."""
+    rng = np.random.default_rng(4)
+    ind, sc = random_list(rng, 500, 1000)
+    sc = sc.copy()
+    sc[0] = 1e30
+    lists = [(ind, sc), random_list(rng, 500, 1000)]
+    for limit in (None, 5):
+        result = fuse_weighted(lists, [1.0, 1.0], norm="none", limit=limit)
+        check_against_reference(result, lists, "weighted", weights=[1, 1], norm="none", limit=limit)
+
+
 def test_rrf_contribution_cache_survives_many_weights_and_lengths():
     """RRF's w / (k + rank) tables are cached per thread, per (k, w): calls with
     more distinct weights than the cache holds, lists of growing length and
@@ -375,11 +412,22 @@ def test_core_checks_its_own_preconditions():
     with pytest.raises(ValueError, match="2 indices but 1 scores"):
         _core.fuse_rrf([np.array([1, 2], np.int64)], sc, 60.0, [], 0)
     ids = [np.array(["a", "b"], object)]
-    for lists, positions in [([1], [0]), ([0], [2]), ([0], [-1]), ([-1], [0])]:
+    for ranks in [[[0]], [[3]], [[-1]]]:  # in no list, past the end, negative
         with pytest.raises(ValueError, match="points outside"):
-            _core.fusion_gather_ids(ids, np.array(lists, np.int32), np.array(positions))
+            _core.fusion_gather_ids(ids, np.array(ranks, np.int32))
+    assert _core.fusion_gather_ids(ids, np.array([[2, 1]], np.int32)).tolist() == ["b", "a"]
+    with pytest.raises(ValueError, match="one row per id array"):
+        _core.fusion_gather_ids(ids, np.array([1, 2], np.int32))
     with pytest.raises(ValueError, match="1-D object array"):
-        _core.fusion_gather_ids([np.array(["a"])], np.array([0], np.int32), np.array([0]))
+        _core.fusion_gather_ids([np.array(["a"])], np.array([[1]], np.int32))
+    scores = [np.array([2.0, 1.0], np.float32)]
+    got = _core.fusion_stage_scores(scores, np.array([[2, 0, 1]], np.int32))
+    np.testing.assert_array_equal(got, [[1.0, np.nan, 2.0]])
+    for ranks in [[[3]], [[-1]]]:
+        with pytest.raises(ValueError, match="outside the list's 2 entries"):
+            _core.fusion_stage_scores(scores, np.array(ranks, np.int32))
+    with pytest.raises(ValueError, match="one row per score array"):
+        _core.fusion_stage_scores(scores, np.array([[1], [1]], np.int32))
 
 
 def test_ids_are_gathered_once_on_first_use():

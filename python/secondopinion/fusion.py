@@ -47,6 +47,7 @@ _NORMS = ("minmax", "zscore", "none")
 _INT64 = np.dtype(np.int64)
 _FLOAT32 = np.dtype(np.float32)
 _OBJECT = np.dtype(object)
+_MAX_K = 2.0**53  # below it, float(k) is exact for an int and k is finite
 
 
 @dataclass(frozen=True, repr=False, eq=False, init=False)
@@ -59,23 +60,25 @@ class FusedHits(Hits):
         stage_scores: float32 ``[n_lists, n]``; the document's score in input
             list ``i`` as given (not normalised), NaN if absent.
 
-    ``ids`` is gathered from the input lists on first use, not during fusion:
-    taking a reference to every id object costs about as much as the fusion
-    itself, and a pipeline that cuts the fused list short never needs most of
-    them. (So an input ids array changed in place before that first use would
-    show through; Hits' arrays are meant to be left alone.)
+    ``ids`` and ``stage_scores`` are gathered from the input lists on first
+    use, not during fusion: together they cost about as much as the fusion
+    itself (taking a reference to every id object, reading scores scattered
+    over the lists), and a pipeline that cuts the fused list short or never
+    explains a result needs few or none of them. (So an input array changed
+    in place before that first use would show through; Hits' arrays are
+    meant to be left alone.)
     """
 
     stage_ranks: np.ndarray
-    stage_scores: np.ndarray
+    stage_scores: np.ndarray  # a property below; the field is its storage
 
     def __init__(
         self,
         indices: np.ndarray,
         scores: np.ndarray,
-        ids: np.ndarray | _DeferredIds,
+        ids: np.ndarray | _Sources,
         stage_ranks: np.ndarray,
-        stage_scores: np.ndarray,
+        stage_scores: np.ndarray | _Sources,
     ) -> None:
         # Frozen: fields are set around __setattr__, all at once (fusion is
         # timed in microseconds, and this is on its path).
@@ -84,30 +87,48 @@ class FusedHits(Hits):
             scores=scores,
             _ids=ids,
             stage_ranks=stage_ranks,
-            stage_scores=stage_scores,
+            _stage_scores=stage_scores,
         )
 
     @property
     def ids(self) -> np.ndarray:  # type: ignore[override]
         ids = self._ids
-        if type(ids) is _DeferredIds:
-            ids = _core.fusion_gather_ids(ids.sources, ids.source_list, ids.source_position)
+        if type(ids) is _Sources:
+            ids = _core.fusion_gather_ids(ids.ids, ids.stage_ranks)
             object.__setattr__(self, "_ids", ids)
         return ids
 
+    def _get_stage_scores(self) -> np.ndarray:
+        scores = self._stage_scores
+        if type(scores) is _Sources:
+            scores = _core.fusion_stage_scores(scores.scores, scores.stage_ranks)
+            object.__setattr__(self, "_stage_scores", scores)
+        return scores
 
-class _DeferredIds:
-    """Where each fused document's id is: list ``source_list[j]``, position
-    ``source_position[j]`` among the input id arrays ``sources``."""
 
-    __slots__ = ("sources", "source_list", "source_position")
+# After the class body: defined in it, the property would become the
+# dataclass field's default value.
+FusedHits.stage_scores = property(  # type: ignore[assignment]
+    FusedHits._get_stage_scores,
+    doc="float32 ``[n_lists, n]``: each document's score in each input list, NaN if absent.",
+)
+
+
+class _Sources:
+    """What a fusion read: the input id and score arrays, one per list, and
+    the fused documents' ranks in them. A fused document's id is in the first
+    list where its ``stage_ranks`` column has a rank, at that rank - 1. (The
+    ranks are kept here too: a copy made by ``dataclasses.replace`` may carry
+    other stage_ranks.)"""
+
+    __slots__ = ("ids", "scores", "stage_ranks")
 
     def __init__(
-        self, sources: list[np.ndarray], source_list: np.ndarray, source_position: np.ndarray
+        self, ids: list[np.ndarray], scores: list[np.ndarray], stage_ranks: np.ndarray
     ) -> None:
-        self.sources = sources
-        self.source_list = source_list
-        self.source_position = source_position
+        self.ids = ids
+        self.scores = scores
+        self.stage_ranks = stage_ranks
 
 
 def fuse_rrf(
@@ -128,9 +149,13 @@ def fuse_rrf(
         The fused documents with scores ``sum_i weights[i] / (k + rank_i)``.
     """
     indices, scores, ids = _split(hits_list)
-    k = _check_k(k)
+    # The usual k (a plain positive number) skips _check_k: fusion is timed in
+    # microseconds, and checking costs a few hundred nanoseconds.
+    if not ((type(k) is float or type(k) is int) and 0 < k < _MAX_K):
+        k = _check_k(k)
     w = [] if weights is None else _check_weights(weights, len(indices))
-    return _result(_core.fuse_rrf(indices, scores, k, w, _check_limit(limit)), ids)
+    result = _core.fuse_rrf(indices, scores, float(k), w, _check_limit(limit))
+    return _result(result, ids, scores)
 
 
 def fuse_weighted(
@@ -163,13 +188,13 @@ def fuse_weighted(
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
     result = _core.fuse_weighted(indices, scores, w, norm, _check_limit(limit))
-    return _result(result, ids)
+    return _result(result, ids, scores)
 
 
-def _result(core_result: tuple, ids: list[np.ndarray]) -> FusedHits:
-    indices, scores, source_list, source_position, stage_ranks, stage_scores = core_result
-    deferred = _DeferredIds(ids, source_list, source_position)
-    return FusedHits(indices, scores, deferred, stage_ranks, stage_scores)
+def _result(core_result: tuple, ids: list[np.ndarray], scores: list[np.ndarray]) -> FusedHits:
+    fused_indices, fused_scores, stage_ranks = core_result
+    sources = _Sources(ids, scores, stage_ranks)
+    return FusedHits(fused_indices, fused_scores, sources, stage_ranks, sources)
 
 
 def _split(
@@ -180,7 +205,12 @@ def _split(
     The common case (``Hits`` built by this library) costs a few attribute
     reads per list; anything else goes through the slower converting path.
     """
-    if isinstance(hits_list, (Hits, np.ndarray, str)) or not isinstance(hits_list, Sequence):
+    kind = type(hits_list)  # type() first: isinstance of an ABC is slow
+    if (
+        kind is not list
+        and kind is not tuple
+        and (isinstance(hits_list, (Hits, np.ndarray, str)) or not isinstance(hits_list, Sequence))
+    ):
         raise TypeError(
             "hits_list must be a list of Hits or (indices, scores) tuples, "
             f"got {type(hits_list).__name__}"
@@ -206,7 +236,8 @@ def _split(
             names = ind.astype(str).astype(object)
         elif type(names) is not np.ndarray or names.dtype is not _OBJECT:
             names = np.asarray(names, dtype=object)
-        if ind.ndim != 1 or ind.shape != sc.shape or ind.shape != names.shape:
+        n = len(ind) if ind.ndim == 1 else -1
+        if sc.ndim != 1 or names.ndim != 1 or len(sc) != n or len(names) != n:
             raise ValueError(
                 f"hits_list[{position}]: indices {ind.shape}, scores {sc.shape} and ids "
                 f"{names.shape} must be 1-D arrays of one length"

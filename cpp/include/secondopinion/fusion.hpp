@@ -9,8 +9,8 @@
 // holds no NaN, no negative index and no index twice. Weighted fusion also
 // needs finite scores, since an infinite score leaves nothing to normalise.
 //
-// Thread-safe: each thread fuses in its own scratch buffers (kept between its
-// calls), so fusions may run concurrently.
+// Thread-safe: the free functions fuse in per-thread scratch buffers (kept
+// between calls), so fusions may run concurrently.
 //
 // Output: sorted by fused score descending, ties by lower index, so the same
 // input always gives the same order. Fused scores are accumulated in double,
@@ -38,23 +38,61 @@ enum class ScoreNorm {
   None,    // raw scores
 };
 
+// Where a fusion's result is written; the caller owns the memory, sized for
+// Fusion::size() documents and Fusion::n_lists() lists. A null pointer skips
+// that output.
+struct FusedView {
+  std::int64_t* indices = nullptr;
+  float* scores = nullptr;
+  // Row-major [n_lists][size]: the 1-based rank in each input list, 0 where
+  // the document is absent from that list. A document's first list is the
+  // first row with a rank, which lets a caller carry per-document payloads
+  // such as ids; its score in each list is gather_stage_scores's.
+  std::int32_t* stage_ranks = nullptr;
+};
+
 // The fused list plus, for every fused document, where it stood in each input
 // list: what a pipeline keeps to explain a result.
 struct FusedList {
   std::vector<std::int64_t> indices;
   std::vector<float> scores;
-  // Row-major [n_lists][size()]: the 1-based rank in each input list, 0 where
-  // the document is absent from that list.
-  std::vector<std::int32_t> stage_ranks;
+  std::vector<std::int32_t> stage_ranks;  // as in FusedView
   // Row-major [n_lists][size()]: the score in each input list, NaN where absent.
   std::vector<float> stage_scores;
-  // The first list (in input order) holding each fused document, and the
-  // position there: lets a caller carry per-document payloads such as ids.
-  std::vector<std::int32_t> source_list;
-  std::vector<std::int64_t> source_position;
   std::size_t n_lists = 0;
 
   std::size_t size() const { return indices.size(); }
+};
+
+// A fusion in two steps, for callers that own their output memory (the Python
+// bindings write straight into numpy arrays): rrf() or weighted() fuses and
+// sorts, then write() copies the result out. Scratch buffers are kept between
+// calls, so a Fusion reused in a loop allocates nothing after its first calls.
+// One Fusion serves one thread at a time; the functions below keep one per
+// thread.
+class Fusion {
+ public:
+  Fusion();
+  ~Fusion();
+  Fusion(const Fusion&) = delete;
+  Fusion& operator=(const Fusion&) = delete;
+
+  // See fuse_rrf and fuse_weighted below; these return size().
+  std::size_t rrf(const std::vector<RankedList>& hits_list, double k,
+                  const std::vector<double>& weights, std::size_t limit);
+  std::size_t weighted(const std::vector<RankedList>& hits_list,
+                       const std::vector<double>& weights, ScoreNorm norm, std::size_t limit);
+
+  // Documents in the last result, and lists it was fused from.
+  std::size_t size() const;
+  std::size_t n_lists() const;
+  // Writes the last result; each non-null pointer must hold what FusedView says.
+  void write(const FusedView& out) const;
+
+  struct Workspace;  // scratch buffers, defined in fusion.cpp
+
+ private:
+  Workspace* ws_;
 };
 
 // Reciprocal rank fusion (Cormack et al., 2009):
@@ -75,5 +113,14 @@ void fuse_rrf(const std::vector<RankedList>& hits_list, double k, const std::vec
 // contributes 0). weights: one finite, non-negative weight per list.
 void fuse_weighted(const std::vector<RankedList>& hits_list, const std::vector<double>& weights,
                    ScoreNorm norm, std::size_t limit, FusedList& out);
+
+// Each fused document's score in each list, from the lists' scores and the
+// fusion's stage_ranks ([n_lists][size], as in FusedView): out[l * size + i]
+// is hits_list[l].scores[rank - 1], NaN where the rank is 0. Only the lists'
+// scores are read. A rank beyond its list throws std::invalid_argument.
+// Kept apart from the fusion because most callers never need these: the
+// Python FusedHits computes them on first use.
+void gather_stage_scores(const std::vector<RankedList>& hits_list, const std::int32_t* stage_ranks,
+                         std::size_t size, float* out);
 
 }  // namespace secondopinion
