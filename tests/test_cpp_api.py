@@ -156,3 +156,98 @@ def test_example_reports_bad_input_and_exits_2(example_run, tmp_path):
     )
     assert proc.returncode == 2
     assert f"{bad}/tokenizer.json: not valid JSON" in proc.stderr
+
+
+FUSION_PROGRAM = r"""
+#include <cstdio>
+#include <vector>
+#include "secondopinion/fusion.hpp"
+using namespace secondopinion;
+
+int main() {
+  std::size_t n_lists, size;
+  if (std::scanf("%zu", &n_lists) != 1) return 3;
+  std::vector<std::vector<std::int64_t>> indices(n_lists);
+  std::vector<std::vector<float>> scores(n_lists);
+  std::vector<RankedList> lists(n_lists);
+  for (std::size_t l = 0; l < n_lists; ++l) {
+    if (std::scanf("%zu", &size) != 1) return 3;
+    indices[l].resize(size);
+    scores[l].resize(size);
+    for (std::size_t p = 0; p < size; ++p)
+      if (std::scanf("%lld %a", reinterpret_cast<long long*>(&indices[l][p]), &scores[l][p]) != 2)
+        return 3;
+    lists[l] = {indices[l].data(), scores[l].data(), size};
+  }
+  FusedList out;
+  for (int method = 0; method < 2; ++method) {
+    if (method == 0) fuse_rrf(lists, 60.0, {}, 0, out);
+    else fuse_weighted(lists, std::vector<double>(n_lists, 1.0), ScoreNorm::MinMax, 0, out);
+    std::printf("%zu\n", out.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      std::printf("%lld %a", static_cast<long long>(out.indices[i]), out.scores[i]);
+      for (std::size_t l = 0; l < n_lists; ++l)
+        std::printf(" %d %a", out.stage_ranks[l * out.size() + i],
+                    out.stage_scores[l * out.size() + i]);
+      std::printf("\n");
+    }
+  }
+  return 0;
+}
+"""
+
+
+def test_cpp_fusion_equals_python(example_run, tmp_path):
+    """The C++ fuse_rrf / fuse_weighted (FusedList, stage scores gathered at
+    once) give what the Python bindings (Fusion::write, stage scores on first
+    use) give, bit for bit."""
+    from secondopinion import fuse_rrf, fuse_weighted
+
+    build = ROOT / "build" / "cpp" / "core"
+    prefix = tmp_path / "prefix"
+    subprocess.run(
+        [str(CMAKE), "--install", str(build), "--prefix", str(prefix)],
+        check=True,
+        capture_output=True,
+    )
+    source = tmp_path / "fusion.cpp"
+    source.write_text(FUSION_PROGRAM)
+    binary = tmp_path / "fusion"
+    subprocess.run(
+        [
+            COMPILER,
+            "-std=c++17",
+            "-O1",
+            f"-I{prefix / 'include'}",
+            str(source),
+            "-o",
+            str(binary),
+            str(prefix / "lib" / "libsecondopinion.a"),
+        ],
+        check=True,
+    )
+    rng = np.random.default_rng(12)
+    lists = []
+    for _ in range(3):
+        n = int(rng.integers(0, 400))
+        indices = rng.choice(600, size=n, replace=False).astype(np.int64)
+        scores = np.sort(rng.normal(size=n).astype(np.float32))[::-1].copy()
+        lists.append((indices, scores))
+    lines = [str(len(lists))]
+    for indices, scores in lists:
+        lines.append(str(len(indices)))
+        lines += [f"{i} {float(s).hex()}" for i, s in zip(indices, scores, strict=True)]
+    proc = subprocess.run(
+        [str(binary)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True
+    )
+    rows = iter(proc.stdout.splitlines())
+    for fused in (fuse_rrf(lists, k=60), fuse_weighted(lists, [1.0, 1.0, 1.0], norm="minmax")):
+        assert int(next(rows)) == len(fused)
+        for j in range(len(fused)):
+            fields = next(rows).split()
+            assert int(fields[0]) == fused.indices[j]
+            assert np.float32(float.fromhex(fields[1])) == fused.scores[j]
+            for lst in range(len(lists)):
+                assert int(fields[2 + 2 * lst]) == fused.stage_ranks[lst, j]
+                cpp_score = np.float32(float.fromhex(fields[3 + 2 * lst]))
+                np.testing.assert_array_equal(cpp_score, fused.stage_scores[lst, j])

@@ -17,13 +17,19 @@
 
 namespace secondopinion {
 
-// Padded tokens per batch when the caller gives none. On a 2-core AMD EPYC
-// (Zen 4) with a MiniLM-L6-sized BERT, throughput on RAG-like pairs (35-316
-// tokens) was the same within noise for budgets of 1024 to 4096; the larger
-// one lets short sequences (queries, titles) form batches of hundreds of rows,
-// and still bounds one batch's attention scores (budget x heads x width
-// floats: ~100 MB at width 512 with 12 heads).
-inline constexpr std::size_t kDefaultBatchTokens = 4096;
+// Padded tokens per batch when the caller gives none. Small batches are fast
+// because of the cache, not the padding: a batch's intermediate tensors grow
+// with its tokens (a MiniLM-sized BERT keeps 1,536 FFN floats per token and,
+// at width 256, 12 x 256 attention scores per token: ~50 MB for 4,096
+// tokens, ~6 MB for 512), and ONNX Runtime materialises them between ops.
+// Measured on the 2-core AMD EPYC, quiet, MiniLM-L6 cross-encoder, pairs/s
+// at budgets 512 / 1,024 / 4,096 tokens: SciFact abstracts (width 256) fp32
+// 1 thread 16.7 / 16.1 / 14.4, 2 threads 31.8 / 29.2 / 27.4; RAG chunks
+// (35-512 tokens) fp32 1 thread 28.6 / 27.5 / 27.0, int8 2 threads
+// 107 / 111 / 103; short pairs (~40 tokens) 2 threads 176 / 192 / 174, and
+// the embedder on ~15-token texts 1,005 / 1,045 / 831. 1,024 is best or
+// within 4% of it everywhere.
+inline constexpr std::size_t kDefaultBatchTokens = 1024;
 
 // The fixed cost of one more Run, in tokens of compute. On the same machine
 // and model, running every distinct length as its own batch (overhead 0) was
