@@ -139,7 +139,10 @@ void build_union(const std::vector<RankedList>& hits_list, Workspace& ws) {
   double* sum = ws.sum.data();
   std::int32_t* last_list = ws.last_list.data();
   std::int32_t* rank = ws.rank.data();
-  if constexpr (!add_missing) std::memset(rank, 0, n_lists * total * sizeof(std::int32_t));
+  // (total > 0: with no candidates data() may be null, and memset of null is
+  // undefined even for 0 bytes.)
+  if constexpr (!add_missing)
+    if (total > 0) std::memset(rank, 0, n_lists * total * sizeof(std::int32_t));
   const double* missing = ws.missing.data();
   std::size_t size = 0;
   double missing_before = 0.0;  // missing[0] + ... + missing[l - 1], in that order
