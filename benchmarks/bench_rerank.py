@@ -267,7 +267,7 @@ def test_rerank(
         real_tokens=real,
         padded_tokens=padded,
         padding_waste=None if padded is None else (padded - real) / real,
-        padding_source="batch plan" if case.contender != "ours" else "modelled: batch_tokens",
+        padding_source="batch plan",
         useful_gflops=flop / stats.total / 1e9,
     )
     if padded is not None:

@@ -43,7 +43,8 @@ def _agreement(info: dict) -> str:
 
 
 def _modelled(info: dict) -> bool:
-    """Ours does not report its batches; its waste is modelled from its batch_tokens."""
+    """Runs before ours reported its planner's batches modelled its waste from
+    its batch_tokens (greedy packing); their JSON says so."""
     return info.get("padding_waste") is not None and str(info.get("padding_source", "")).startswith(
         "modelled"
     )

@@ -47,20 +47,6 @@ def fixed_batches(lengths: np.ndarray, size: int) -> BatchPlan:
     ]
 
 
-def token_budget_batches(lengths: np.ndarray, budget: int) -> BatchPlan:
-    """Sorted by length, greedily packed while rows × longest stays within budget."""
-    plan: BatchPlan = []
-    rows = longest = 0
-    for n in np.sort(lengths):
-        if rows and (rows + 1) * max(longest, int(n)) > budget:
-            plan.append((rows, longest))
-            rows = longest = 0
-        rows, longest = rows + 1, max(longest, int(n))
-    if rows:
-        plan.append((rows, longest))
-    return plan
-
-
 def padding_waste(plan: BatchPlan, lengths: np.ndarray) -> float:
     """Pad tokens computed per real token."""
     real = float(np.sum(lengths))
@@ -235,9 +221,14 @@ class Ours(Contender):
         return np.asarray(self.model.predict(pairs), dtype=np.float32)
 
     def batch_plan(self, lengths: np.ndarray) -> BatchPlan | None:
-        # Modelled from the documented policy (sort, pack under batch_tokens);
-        # None when the object does not say its budget.
+        # The planner predict() runs (secondopinion.batching.plan_batches, the
+        # C++ core's), on these token lengths: the batches it really runs as
+        # long as no query is cut at query_max_tokens (64; this workload's are
+        # shorter). None when the object does not say its budget.
+        from secondopinion.batching import plan_batches
+
         budget = getattr(self.model, "batch_tokens", None)
         if not isinstance(budget, int) or budget <= 0:
             return None
-        return token_budget_batches(lengths, budget)
+        plan = plan_batches(lengths, budget)
+        return [(int(r), int(w)) for r, w in zip(plan.batch_rows, plan.batch_width, strict=True)]

@@ -38,17 +38,22 @@ def test_fixed_batches_pad_each_batch_to_its_longest():
     assert contenders.padding_waste(plan, lengths) == pytest.approx(6 / 27)
 
 
-def test_token_budget_batches_cover_all_rows_within_budget():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(5, 300, 500)
-    plan = contenders.token_budget_batches(lengths, 2048)
+def test_ours_reports_the_plan_its_planner_makes():
+    """Ours' padding waste comes from secondopinion's planner on the same lengths."""
+    from secondopinion.batching import plan_batches
+
+    class Model:
+        batch_tokens = 1024
+
+    ours = contenders.Ours.__new__(contenders.Ours)
+    ours.model = Model()
+    lengths = np.random.default_rng(0).integers(5, 300, 500)
+    plan = ours.batch_plan(lengths)
+    real = plan_batches(lengths, 1024)
+    assert plan == list(zip(real.batch_rows.tolist(), real.batch_width.tolist(), strict=True))
     assert sum(rows for rows, _ in plan) == len(lengths)
-    assert all(rows * longest <= 2048 for rows, longest in plan)
-    # sorted: each batch's longest is the largest length among the rows it took
-    taken = np.cumsum([rows for rows, _ in plan])
-    assert [longest for _, longest in plan] == np.sort(lengths)[taken - 1].tolist()
-    # one row longer than the budget still gets a batch of its own
-    assert contenders.token_budget_batches(np.array([10, 5000]), 64) == [(1, 10), (1, 5000)]
+    pad_per_real = (real.padded_tokens - real.real_tokens) / real.real_tokens
+    assert contenders.padding_waste(plan, lengths) == pytest.approx(pad_per_real)
 
 
 @pytest.fixture(scope="module")
