@@ -76,6 +76,7 @@ PARSED = {key: json.loads(text) for key, text in ORIGINAL.items()}
 # Under $SO_FUZZ_SCRATCH when set (make fuzz cleans it): libFuzzer ends the
 # process without running Python's clean-up.
 SCRATCH = Path(tempfile.mkdtemp(prefix="so_fuzz_model_", dir=os.environ.get("SO_FUZZ_SCRATCH")))
+(SCRATCH / "shared").symlink_to(md.DEFAULT_MODELS_DIR / "shared")  # the models' ../shared
 for kind in KINDS:
     (SCRATCH / kind).mkdir()
     (SCRATCH / kind / md.MODEL_FILE).symlink_to(md.DEFAULT_MODELS_DIR / kind / md.MODEL_FILE)

@@ -16,6 +16,7 @@ the messages are the ones a user sees.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -99,6 +100,9 @@ class World:
         replaced (bytes) or removed (None); keys use _ for the dots in file names."""
         folder = self.tmp / name
         folder.mkdir()
+        shared = self.tmp / "shared"  # the shipped models' shared word embeddings, at ../shared
+        if not shared.exists():
+            shared.symlink_to(DEFAULT_MODELS_DIR / "shared")
         for source in (DEFAULT_MODELS_DIR / kind).iterdir():
             target = folder / source.name
             if source.name == "model.onnx":
@@ -119,6 +123,18 @@ class World:
         )
         config.update(changes)
         return self.model_dir(name, secondopinion_json=json.dumps(config).encode())
+
+    def external(self, file: str, data: bytes | None = None) -> dict[str, str]:
+        """The shipped external_initializers with the first tensor read from
+        ``<tmp>/file`` (written with ``data`` unless None: then it is missing)."""
+        config = json.loads(
+            (DEFAULT_MODELS_DIR / "cross-encoder" / "secondopinion.json").read_text()
+        )
+        tensors = dict(config["external_initializers"])
+        tensors[next(iter(tensors))] = f"../{file}"
+        if data is not None:
+            self.file(file, data)
+        return tensors
 
     def tokenizer(self, name: str, edit: Callable[[dict], object]) -> Path:
         """The shipped cross-encoder with tokenizer.json edited."""
@@ -169,6 +185,13 @@ def hit_ids(hits: Any) -> str:  # noqa: ANN401 - Hits or FusedHits
 
 def decision(result: Any) -> str:  # noqa: ANN401 - Evidence or Refusal
     return f"{type(result).__name__}: {len(result.chunks)} chunks of {len(result.candidates)}"
+
+
+def npy_bytes(shape: tuple[int, ...]) -> bytes:
+    """A well-formed .npy file of uint8 zeros (the packed table's dtype)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(shape, dtype=np.uint8))
+    return buffer.getvalue()
 
 
 def no_post_processor(tok: dict) -> None:
@@ -651,6 +674,31 @@ CASES: list[Case] = [
         lambda w: relevance_model_for(CrossEncoder(w.config("c7", relevance={"version": 1}))),
         ModelFormatError,
         "secondopinion.json: relevance config: missing key",
+    ),
+    Case(
+        "Model dir",
+        "a shared weight file missing",
+        lambda w: CrossEncoder(w.config("e1", external_initializers=w.external("gone.npy"))),
+        FileNotFoundError,
+        "gone.npy: missing",
+    ),
+    Case(
+        "Model dir",
+        "a shared weight file that is not a .npy array",
+        lambda w: CrossEncoder(
+            w.config("e2", external_initializers=w.external("bad.npy", b"PK\x03\x04 zip"))
+        ),
+        ModelFormatError,
+        "bad.npy: not a .npy file",
+    ),
+    Case(
+        "Model dir",
+        "a shared weight file of the wrong shape",
+        lambda w: CrossEncoder(
+            w.config("e3", external_initializers=w.external("small.npy", npy_bytes((4, 4))))
+        ),
+        ModelFormatError,
+        "not a loadable ONNX model",
     ),
     Case(
         "Model dir",

@@ -8,13 +8,20 @@ independent path: no C++ batching, pooling in numpy), so a packaging mistake
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from secondopinion import CrossEncoder, Embedder
-from secondopinion.model_dir import CROSS_ENCODER, EMBEDDER, default_model_dir
+from secondopinion.model_dir import (
+    CROSS_ENCODER,
+    DEFAULT_MODELS_DIR,
+    EMBEDDER,
+    default_model_dir,
+    open_model_dir,
+)
 
 QUERY = "Does vitamin D supplementation reduce respiratory infections?"
 RELEVANT = (
@@ -35,6 +42,35 @@ def cross_encoder() -> CrossEncoder:
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     return Embedder()
+
+
+def onnxruntime_session(kind: str) -> ort.InferenceSession:
+    """The shipped model in onnxruntime's Python API, given its shared tensors by hand."""
+    directory = open_model_dir(None, kind)
+    options = ort.SessionOptions()
+    names = [name for name, _ in directory.external_initializers]
+    values = [
+        ort.OrtValue.ortvalue_from_numpy(np.load(f)) for _, f in directory.external_initializers
+    ]
+    options.add_external_initializers(names, values)
+    return ort.InferenceSession(
+        str(directory.model_file), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def test_shipped_models_fit_in_30_mb_and_share_their_word_embeddings():
+    files = [
+        f for f in DEFAULT_MODELS_DIR.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+    ]
+    assert sum(f.stat().st_size for f in files) <= 30_000_000
+    shared = {
+        kind: {n: Path(f).resolve() for n, f in open_model_dir(None, kind).external_initializers}
+        for kind in (CROSS_ENCODER, EMBEDDER)
+    }
+    assert shared[CROSS_ENCODER] == shared[EMBEDDER] and len(shared[EMBEDDER]) == 3
+    assert all(
+        f.parent == DEFAULT_MODELS_DIR.resolve() / "shared" for f in shared[EMBEDDER].values()
+    )
 
 
 @pytest.mark.parametrize("kind", [CROSS_ENCODER, EMBEDDER])
@@ -62,9 +98,7 @@ def test_cross_encoder_ranks_the_relevant_passage_first(cross_encoder):
 def test_cross_encoder_matches_onnxruntime_python(cross_encoder):
     pairs = [(QUERY, RELEVANT), (QUERY, IRRELEVANT), ("aspirin", "Aspirin inhibits COX-1.")]
     batch = cross_encoder.tokenize(pairs)
-    session = ort.InferenceSession(
-        str(cross_encoder.model_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime_session(CROSS_ENCODER)
     expected = []
     for i in range(len(pairs)):
         span = slice(batch.offsets[i], batch.offsets[i + 1])
@@ -89,9 +123,7 @@ def test_embedder_vectors_are_unit_norm_and_match_onnxruntime(embedder):
     assert vectors.shape == (3, 384) and np.all(np.isfinite(vectors))
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
-    session = ort.InferenceSession(
-        str(embedder.model_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime_session(EMBEDDER)
     batch = embedder.tokenize(texts)
     for i in range(len(texts)):
         ids = batch.ids[batch.offsets[i] : batch.offsets[i + 1]][None, :]

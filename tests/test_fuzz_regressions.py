@@ -170,6 +170,7 @@ def _model_dir(tmp_path: Path, **files: bytes) -> Path:
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "model.onnx").symlink_to(source / "model.onnx")
+    (tmp_path / "shared").symlink_to(DEFAULT_MODELS_DIR / "shared")  # ../shared tensors
     for name in ("tokenizer.json", "secondopinion.json"):
         key = name.replace(".", "_")
         (folder / name).write_bytes(files[key] if key in files else (source / name).read_bytes())

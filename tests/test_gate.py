@@ -204,6 +204,8 @@ def test_model_config_keeps_the_relevance_entry(tmp_path):
     assert isinstance(shipped.config.relevance, dict)
     copy = tmp_path / "ce"
     shutil.copytree(default_model_dir("cross-encoder"), copy)
+    shared = default_model_dir("cross-encoder").parent / "shared"
+    (tmp_path / "shared").symlink_to(shared)  # its ../shared tensors
     raw = json.loads((copy / "secondopinion.json").read_text())
     raw["relevance"] = [1, 2]
     (copy / "secondopinion.json").write_text(json.dumps(raw))

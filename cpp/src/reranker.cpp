@@ -26,8 +26,11 @@ std::size_t checked_max_length(std::size_t requested, const ModelConfig& config,
   return requested;
 }
 
-CrossEncoder open_encoder(const std::string& model_file, const SessionConfig& session,
-                          std::size_t max_length) {
+CrossEncoder open_encoder(const std::string& model_file, SessionConfig session,
+                          const ModelConfig& config, std::size_t max_length) {
+  for (const auto& [name, path] : config.external_initializers) {
+    session.external_initializers.push_back({name, path});
+  }
   if (!OrtRuntime::loaded()) {
     throw std::invalid_argument(
         "ONNX Runtime is not loaded: call secondopinion::OrtRuntime::load(path to "
@@ -51,7 +54,7 @@ Reranker::Reranker(const std::string& model_dir, const RerankerOptions& options)
       max_length_(checked_max_length(options.max_length, config_, join(model_dir, kModelConfigFile))),
       query_max_tokens_(options.query_max_tokens),
       batch_tokens_(options.batch_tokens),
-      encoder_(open_encoder(join(model_dir, kModelFile), options.session, max_length_)) {
+      encoder_(open_encoder(join(model_dir, kModelFile), options.session, config_, max_length_)) {
   const std::size_t special = tokenizer_.special_tokens_pair();
   if (query_max_tokens_ < 1 || query_max_tokens_ + special >= max_length_) {
     throw std::invalid_argument("query_max_tokens=" + std::to_string(query_max_tokens_) +

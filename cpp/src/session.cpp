@@ -4,6 +4,7 @@
 #include <array>
 #include <stdexcept>
 
+#include "secondopinion/npy.hpp"
 #include "secondopinion/ort_runtime.hpp"
 #include "secondopinion/thread_count.hpp"
 
@@ -44,6 +45,40 @@ Ort::SessionOptions make_options(const SessionConfig& config, int threads) {
   return options;
 }
 
+ONNXTensorElementDataType ort_type(NpyType type) {
+  switch (type) {
+    case NpyType::float32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    case NpyType::float16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    case NpyType::float64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
+    case NpyType::int8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
+    case NpyType::uint8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+    case NpyType::int32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case NpyType::int64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+  }
+  return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+}
+
+// Reads every external initializer and registers it with `options`. ONNX
+// Runtime copies the data into the session (and checks name, dtype and
+// shape against the graph) while the session is created, so the arrays only
+// need to live until then: the caller keeps `arrays` for that long.
+void add_external_initializers(const std::vector<ExternalInitializer>& inits,
+                               Ort::SessionOptions& options, std::vector<NpyArray>& arrays) {
+  if (inits.empty()) return;
+  std::vector<std::string> names;
+  std::vector<Ort::Value> values;
+  arrays.reserve(inits.size());
+  const Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeCPU);
+  for (const ExternalInitializer& init : inits) {
+    arrays.push_back(load_npy(init.npy_path));
+    NpyArray& a = arrays.back();
+    names.push_back(init.name);
+    values.push_back(Ort::Value::CreateTensor(memory, a.data.data(), a.data.size(), a.shape.data(),
+                                              a.shape.size(), ort_type(a.type)));
+  }
+  options.AddExternalInitializers(names, values);
+}
+
 }  // namespace
 
 Session::Session(const std::string& model_path, const SessionConfig& config)
@@ -54,10 +89,19 @@ Session::Session(const std::string& model_path, const SessionConfig& config)
   }
   threads_ = config.threads == 0 ? default_thread_count() : config.threads;
   Ort::Env& env = OrtRuntime::instance().env();
+  std::vector<NpyArray> arrays;  // must outlive the session's creation
   try {
-    session_ = Ort::Session(env, model_path.c_str(), make_options(config, threads_));
+    Ort::SessionOptions options = make_options(config, threads_);
+    add_external_initializers(config.external_initializers, options, arrays);
+    session_ = Ort::Session(env, model_path.c_str(), options);
   } catch (const Ort::Exception& e) {
-    throw std::invalid_argument(model_path + ": not a loadable ONNX model: " + e.what());
+    // ONNX Runtime names the tensor at fault; the files say where it came from.
+    std::string files;
+    for (const ExternalInitializer& init : config.external_initializers) {
+      files += (files.empty() ? " (external initializers: " : ", ") + init.name + " from " + init.npy_path;
+    }
+    if (!files.empty()) files += ")";
+    throw std::invalid_argument(model_path + ": not a loadable ONNX model: " + e.what() + files);
   }
 
   memory_ = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeCPU);

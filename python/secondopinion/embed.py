@@ -69,6 +69,7 @@ class Embedder:
                 max_length=self.max_length,
                 pooling=self.config.pooling,
                 normalize=self.config.normalize,
+                external_initializers=directory.external_initializers,
             )
         except ValueError as exc:
             raise ModelFormatError(str(exc)) from None

@@ -15,6 +15,14 @@ calibrated relevance floor, or null), ``name``, ``relevance`` (the learned
 relevance score's parameters, an object read by
 :func:`secondopinion.relevance.load_relevance`, or absent). Embedder keys: ``pooling``
 ("mean" or "cls"; default "mean"), ``normalize`` (default true), ``name``.
+Both kinds may give ``external_initializers``: an object mapping tensor names
+of the graph to ``.npy`` files, by paths relative to the directory. Those
+tensors are stored in model.onnx as external data that ONNX Runtime is never
+asked to read; the runtime loads the arrays and hands them over when it opens
+the session. That is how the shipped cross-encoder and embedder share one
+word-embedding table on disk (``models/shared/``, written by
+``tools/share_embeddings.py``); such a model.onnx does not open in a plain
+``onnxruntime.InferenceSession`` without them.
 Unknown keys are ignored so that newer files load in older versions.
 ``max_length`` (tokens per input, special tokens included) is at most
 :data:`MAX_LENGTH_LIMIT`; loading checks that the graph runs inputs that long
@@ -26,6 +34,7 @@ Every problem with a directory raises an error that names the file at fault.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +79,8 @@ class ModelConfig:
     normalize: bool = True
     #: the learned relevance score's parameters (cross-encoders), as stored
     relevance: dict[str, Any] | None = field(default=None, compare=False)
+    #: (tensor name, .npy path relative to the model directory), in file order
+    external_initializers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,11 @@ class ModelDir:
     @property
     def config_file(self) -> Path:
         return self.path / CONFIG_FILE
+
+    @property
+    def external_initializers(self) -> list[tuple[str, str]]:
+        """(tensor name, path of its .npy file) for the session, paths resolved."""
+        return [(name, str(self.path / rel)) for name, rel in self.config.external_initializers]
 
     def misfit(self, max_length: int, exc: Exception) -> ModelFormatError:
         """The error for a tokenizer or max_length whose input the graph cannot run."""
@@ -134,7 +150,14 @@ def open_model_dir(model_dir: str | os.PathLike[str] | None, kind: str) -> Model
     for name in (CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path / name}: missing; a model directory needs {name}")
-    return ModelDir(path, load_config(path / CONFIG_FILE, kind))
+    directory = ModelDir(path, load_config(path / CONFIG_FILE, kind))
+    for name, file in directory.external_initializers:
+        if not Path(file).is_file():
+            raise FileNotFoundError(
+                f"{file}: missing; {directory.config_file} keeps the tensor {name!r} there "
+                "(external_initializers)"
+            )
+    return directory
 
 
 def load_config(config_file: Path, kind: str) -> ModelConfig:
@@ -160,6 +183,7 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
     name = raw.get("name", config_file.parent.name)
     if not isinstance(name, str):
         raise bad("name", "must be a string")
+    external = _external_initializers(raw.get("external_initializers", {}), bad)
 
     if kind == CROSS_ENCODER:
         activation = raw.get("activation", "sigmoid")
@@ -182,6 +206,7 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
             activation=activation,
             floor=None if floor is None else float(floor),
             relevance=relevance,
+            external_initializers=external,
         )
 
     pooling = raw.get("pooling", "mean")
@@ -191,8 +216,29 @@ def load_config(config_file: Path, kind: str) -> ModelConfig:
     if not isinstance(normalize, bool):
         raise bad("normalize", "must be true or false")
     return ModelConfig(
-        kind=kind, max_length=max_length, name=name, pooling=pooling, normalize=normalize
+        kind=kind,
+        max_length=max_length,
+        name=name,
+        pooling=pooling,
+        normalize=normalize,
+        external_initializers=external,
     )
+
+
+def _external_initializers(
+    value: Any,  # noqa: ANN401 - any JSON value
+    bad: Callable[[str, str], ModelFormatError],
+) -> tuple[tuple[str, str], ...]:
+    """``external_initializers`` as (tensor name, relative .npy path) pairs."""
+    what = "must be an object mapping tensor names to relative .npy paths"
+    if not isinstance(value, dict):
+        raise bad("external_initializers", what)
+    out = []
+    for tensor, path in value.items():
+        if not isinstance(path, str) or not path or os.path.isabs(path):
+            raise bad("external_initializers", what)
+        out.append((tensor, path))
+    return tuple(out)
 
 
 def _a(noun: str) -> str:

@@ -96,7 +96,10 @@ class CrossEncoder:
         ensure_loaded()
         try:
             self._session = _core.CrossEncoderSession(
-                str(directory.model_file), threads=threads or 0, max_length=self.max_length
+                str(directory.model_file),
+                threads=threads or 0,
+                max_length=self.max_length,
+                external_initializers=directory.external_initializers,
             )
         except ValueError as exc:
             raise ModelFormatError(str(exc)) from None

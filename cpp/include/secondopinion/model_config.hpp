@@ -7,11 +7,16 @@
 //   secondopinion.json  {"format": 1, "kind": "cross-encoder" | "embedder",
 //                        "max_length": 512, ...}
 // Unknown keys are ignored so that newer files load in older versions.
+// "external_initializers" ({"tensor name": "path/to/file.npy", ...}, paths
+// relative to the directory) names weights kept outside model.onnx, such as a
+// word-embedding table several models share.
 #pragma once
 
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace secondopinion {
 
@@ -30,6 +35,8 @@ struct ModelConfig {
   // Embedders: "mean" or "cls", and whether vectors are L2-normalised.
   std::string pooling = "mean";
   bool normalize = true;
+  // (tensor name, .npy path joined to the config file's directory), in file order.
+  std::vector<std::pair<std::string, std::string>> external_initializers;
 };
 
 // Reads `config_file` and checks it describes a model of `kind`. Throws

@@ -18,6 +18,14 @@
 
 namespace secondopinion {
 
+// A tensor the graph declares as external data, supplied by the runtime from
+// a .npy file (read with load_npy) instead of from beside model.onnx: how
+// several models share one weight table on disk (tools/share_embeddings.py).
+struct ExternalInitializer {
+  std::string name;      // the initializer's name in the graph
+  std::string npy_path;  // the file holding it
+};
+
 struct SessionConfig {
   // Intra-op threads; 0 means default_thread_count(). Inter-op is always 1:
   // an encoder is a chain of ops with nothing to run side by side.
@@ -34,6 +42,10 @@ struct SessionConfig {
   // get reused and the cache only grows (RSS crept up ~0.1 MiB per 1,000
   // calls in our measurement, for no speed gain). Off.
   bool memory_pattern = false;
+  // Initializers handed to ONNX Runtime at load (AddExternalInitializers):
+  // each must exist in the graph as external data with the file's dtype and
+  // shape. Normally filled from secondopinion.json's "external_initializers".
+  std::vector<ExternalInitializer> external_initializers;
 };
 
 // Static shape of a graph output; -1 marks a dynamic dimension.
