@@ -96,6 +96,7 @@ fuzz-ci:
 model: build
 	PY=$(PY) DEVICE_RUN=$(DEVICE_RUN) bash tools/build_models.sh
 	$(MAKE) build
+	rm -f build/floor.db
 	$(PY) tools/calibrate_default_floor.py --data $(or $(DATA),../shared/data)/scifact \
 	  --train-log build/cross_encoder/train_log.json --queries 60 --traces build/floor.db \
 	  --write python/secondopinion/models/cross-encoder

@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import sys
+from pathlib import Path
 
 from secondopinion.beir import load_beir
 from secondopinion.calibrate import calibrate_floor, write_floor
@@ -36,6 +37,10 @@ def main() -> int:
     ap.add_argument("--write", metavar="MODEL_DIR", help="write the floor into MODEL_DIR")
     args = ap.parse_args()
 
+    if Path(args.traces).exists():
+        # The floor is chosen from every trace in the store: traces of another
+        # model (an earlier run) would be mixed in.
+        sys.exit(f"{args.traces} exists: remove it, or give --traces a new file")
     ds = load_beir(args.data, "train")
     with open(args.train_log, encoding="utf-8") as f:
         val_ids = json.load(f)["data"]["val_query_ids"]["scifact"]

@@ -64,6 +64,13 @@ DEFAULT_FEATURES = (
     "dense_absent",
     "dense_best",
     "fused_log_rank",
+    # Where the cross-encoder agrees with stage 1 its order is worth more: on
+    # SciFact it does, on NFCorpus it is noise. With these two the top-100 fit
+    # keeps NFCorpus at stage 1 and SciFact above the cross-encoder alone, and
+    # both calibrated (ECE of each query's top 10: 0.048 / 0.031, against
+    # 0.109 / 0.039 without them).
+    "ce_agree",
+    "ce_gap_x_agree",
 )
 
 
@@ -370,9 +377,11 @@ def fit(args: argparse.Namespace) -> None:
         data["fold"] = rng.permutation(len(data["qids"])) % args.folds
         sets[name] = data
 
-    # The L2 strength is chosen out of fold: the one whose learned order beats
-    # stage 1 by the most on the dataset where it does worst (the cross-encoder
-    # helps SciFact and hurts NFCorpus; more shrinkage leans on stage 1).
+    # The L2 strength is chosen out of fold. The learned order must not fall
+    # below stage 1 on any dataset (the cross-encoder helps SciFact and hurts
+    # NFCorpus; more shrinkage leans on stage 1); of the strengths that keep
+    # that, the one with the largest mean gain over stage 1. When none keeps
+    # it, the one whose worst dataset does best.
     grid = [float(v) for v in args.l2.split(",")]
     print("\nL2 strength against out-of-fold nDCG@10 (learned order; stage 1 in brackets)")
     print("| L2 | " + " | ".join(sets) + " |")
@@ -387,8 +396,10 @@ def fit(args: argparse.Namespace) -> None:
             margins.append(learned - stage1)
             cells.append(f"{learned:.4f} ({stage1:.4f})")
         print(f"| {l2:g} | " + " | ".join(cells) + " |")
-        if best is None or min(margins) > best[0]:
-            best = (min(margins), l2, models)
+        # (never below stage 1, mean gain) when possible, else (False, worst margin)
+        key = (True, float(np.mean(margins))) if min(margins) >= 0 else (False, min(margins))
+        if best is None or key > best[0]:
+            best = (key, l2, models)
     assert best is not None
     l2, models = best[1], best[2]
     print(f"chosen L2: {l2:g}")
