@@ -76,7 +76,7 @@ soak: build
 # FUZZ_SECONDS per target; corpora persist in build/fuzz/corpus.
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD := build/fuzz
-FUZZ_TARGETS ?= bm25_load bm25_load_fixed analyzer model_dir bm25_load_py analyzer_py
+FUZZ_TARGETS ?= bm25_load bm25_load_fixed analyzer npy_load model_dir bm25_load_py analyzer_py
 fuzz-build: build
 	@command -v clang++ >/dev/null || { echo "make fuzz needs clang with libFuzzer: apt-get install clang" >&2; exit 1; }
 	$(PY) -c "import atheris" 2>/dev/null || $(PIP) install atheris

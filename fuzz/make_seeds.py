@@ -3,7 +3,8 @@
 Seeds are generated, not committed, so they always follow the current index
 format: small BM25 index files saved by the library itself (several analyzer
 settings, multi-script text, empty documents), texts for the analyzer fuzzer
-(its first byte is the configuration), and the model-directory fuzzer starts
+(its first byte is the configuration), small ``.npy`` arrays of each dtype the
+reader accepts (format 1 and 2), and the model-directory fuzzer starts
 from the shipped model files by itself.
 
 Usage: python fuzz/make_seeds.py OUT_DIR
@@ -11,9 +12,12 @@ Usage: python fuzz/make_seeds.py OUT_DIR
 
 from __future__ import annotations
 
+import io
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from secondopinion import BM25Index
 
@@ -57,6 +61,22 @@ def main(out: Path) -> None:
                 (index_dir / path.name).write_bytes(path.read_bytes())
     for i, text in enumerate(TEXTS):
         (text_dir / f"seed{i}.txt").write_bytes(text)
+    npy_dir = out / "npy"
+    npy_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {
+        "uint8-2d": rng.integers(0, 255, size=(7, 4), dtype=np.uint8),
+        "float16-2d": rng.normal(size=(3, 2)).astype(np.float16),
+        "float32-1d": rng.normal(size=5).astype(np.float32),
+        "int64-scalar": np.array(3, dtype=np.int64),
+        "int8-empty": np.zeros((0, 3), dtype=np.int8),
+    }
+    for label, array in arrays.items():
+        np.save(npy_dir / f"{label}.npy", array)
+    # format 2.0 (4-byte header length), as np.save writes for huge headers
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, arrays["uint8-2d"], version=(2, 0))
+    (npy_dir / "uint8-2d-v2.npy").write_bytes(buffer.getvalue())
 
 
 if __name__ == "__main__":

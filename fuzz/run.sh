@@ -27,6 +27,7 @@ for target in "$@"; do
   case $target in
     bm25_load*) seeds=("$build/seeds/bm25") ;;
     analyzer) seeds=("$build/seeds/analyzer") ;;
+    npy_load) seeds=("$build/seeds/npy") ;;
   esac
   if [ -x "$build/${target}_fuzzer" ]; then
     cmd=("$build/${target}_fuzzer" "${common[@]}" -use_value_profile=1)

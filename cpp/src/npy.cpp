@@ -3,8 +3,8 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
-#include <string_view>
 
 namespace secondopinion {
 
@@ -48,24 +48,34 @@ std::string_view field(std::string_view header, std::string_view key) {
   return header.substr(at, end - at);
 }
 
-std::vector<std::int64_t> parse_shape(std::string_view text, const std::string& path) {
-  auto bad = [&] { return std::invalid_argument(path + ": unreadable shape " + std::string(text)); };
+std::vector<std::int64_t> parse_shape(std::string_view text, const std::string& name) {
+  auto bad = [&] { return std::invalid_argument(name + ": unreadable shape " + std::string(text)); };
   if (text.size() < 2 || text.front() != '(' || text.back() != ')') throw bad();
   std::vector<std::int64_t> shape;
-  std::size_t i = 1;
-  while (i + 1 < text.size()) {
-    while (i + 1 < text.size() && (text[i] == ' ' || text[i] == ',')) ++i;
-    if (i + 1 >= text.size()) break;
+  const std::string_view inner = text.substr(1, text.size() - 2);
+  std::size_t i = 0;
+  while (i < inner.size()) {
+    while (i < inner.size() && inner[i] == ' ') ++i;
+    if (i == inner.size()) break;
     std::int64_t dim = 0;
     std::size_t digits = 0;
-    for (; i + 1 < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++digits) {
+    for (; i < inner.size() && inner[i] >= '0' && inner[i] <= '9'; ++i, ++digits) {
       if (dim > (std::numeric_limits<std::int64_t>::max() - 9) / 10) throw bad();
-      dim = dim * 10 + (text[i] - '0');
+      dim = dim * 10 + (inner[i] - '0');
     }
     if (digits == 0) throw bad();
     shape.push_back(dim);
+    while (i < inner.size() && inner[i] == ' ') ++i;
+    if (i < inner.size() && inner[i] != ',') throw bad();
+    ++i;  // the comma (or past the end)
   }
   return shape;
+}
+
+std::size_t little_endian(std::string_view bytes) {
+  std::size_t value = 0;
+  for (std::size_t i = bytes.size(); i-- > 0;) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
+  return value;
 }
 
 }  // namespace
@@ -89,38 +99,27 @@ std::size_t NpyArray::size() const {
   return n;
 }
 
-NpyArray load_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument(path + ": missing or unreadable");
-  auto bad = [&](const std::string& why) { return std::invalid_argument(path + ": " + why); };
-
-  char preamble[8];
-  if (!in.read(preamble, sizeof preamble) ||
-      std::string_view(preamble, kMagic.size()) != kMagic) {
+NpyArray parse_npy(std::string_view bytes, const std::string& name) {
+  auto bad = [&](const std::string& why) { return std::invalid_argument(name + ": " + why); };
+  if (bytes.size() < 8 || bytes.substr(0, kMagic.size()) != kMagic) {
     throw bad("not a .npy file (no \\x93NUMPY magic)");
   }
-  const int major = static_cast<unsigned char>(preamble[6]);
-  std::size_t header_len = 0;
-  if (major == 1) {
-    unsigned char b[2];
-    if (!in.read(reinterpret_cast<char*>(b), 2)) throw bad("truncated header");
-    header_len = b[0] | (std::size_t{b[1]} << 8);
-  } else if (major == 2 || major == 3) {
-    unsigned char b[4];
-    if (!in.read(reinterpret_cast<char*>(b), 4)) throw bad("truncated header");
-    header_len = b[0] | (std::size_t{b[1]} << 8) | (std::size_t{b[2]} << 16) | (std::size_t{b[3]} << 24);
-  } else {
-    throw bad("unsupported .npy format version " + std::to_string(major));
-  }
+  const int major = static_cast<unsigned char>(bytes[6]);
+  if (major < 1 || major > 3) throw bad("unsupported .npy format version " + std::to_string(major));
+  const std::size_t len_bytes = major == 1 ? 2 : 4;
+  if (bytes.size() < 8 + len_bytes) throw bad("truncated header");
+  const std::size_t header_len = little_endian(bytes.substr(8, len_bytes));
   if (header_len > kMaxHeader) throw bad("header of " + std::to_string(header_len) + " bytes");
-  std::string header(header_len, '\0');
-  if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) throw bad("truncated header");
+  const std::size_t start = 8 + len_bytes + header_len;
+  if (bytes.size() < start) throw bad("truncated header");
+  const std::string_view header = bytes.substr(8 + len_bytes, header_len);
 
   NpyArray out;
   const std::string_view descr = field(header, "descr");
   bool known = false;
   for (const TypeName& t : kTypes) {
-    if (descr == "'" + std::string(t.descr) + "'") {
+    if (descr.size() == t.descr.size() + 2 && descr.front() == '\'' && descr.back() == '\'' &&
+        descr.substr(1, t.descr.size()) == t.descr) {
       out.type = t.type;
       known = true;
     }
@@ -130,27 +129,29 @@ NpyArray load_npy(const std::string& path) {
               " (expected a little-endian float16/32/64, int8/32/64 or uint8 array)");
   }
   if (field(header, "fortran_order") != "False") throw bad("Fortran-ordered arrays are not supported");
-  out.shape = parse_shape(field(header, "shape"), path);
+  out.shape = parse_shape(field(header, "shape"), name);
 
-  std::size_t bytes = npy_item_size(out.type);
+  std::size_t expected = npy_item_size(out.type);
   for (std::int64_t d : out.shape) {
     const auto dim = static_cast<std::size_t>(d);
-    if (dim != 0 && bytes > std::numeric_limits<std::size_t>::max() / dim) throw bad("shape too large");
-    bytes *= dim;
+    if (dim != 0 && expected > std::numeric_limits<std::size_t>::max() / dim) throw bad("shape too large");
+    expected *= dim;
   }
-  const std::streamoff start = in.tellg();
-  in.seekg(0, std::ios::end);
-  const std::streamoff end = in.tellg();
-  if (start < 0 || end < start || static_cast<std::size_t>(end - start) != bytes) {
-    throw bad("holds " + std::to_string(end - start) + " bytes of data where its header says " +
-              std::to_string(bytes));
+  const std::size_t held = bytes.size() - start;
+  if (held != expected) {
+    throw bad("holds " + std::to_string(held) + " bytes of data where its header says " +
+              std::to_string(expected));
   }
-  in.seekg(start);
-  out.data.resize(bytes);
-  if (bytes != 0 && !in.read(reinterpret_cast<char*>(out.data.data()), static_cast<std::streamsize>(bytes))) {
-    throw bad("read failed");
-  }
+  out.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(start), bytes.end());
   return out;
+}
+
+NpyArray load_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument(path + ": missing or unreadable");
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return parse_npy(contents.str(), path);
 }
 
 }  // namespace secondopinion

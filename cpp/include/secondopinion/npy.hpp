@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace secondopinion {
@@ -30,5 +31,8 @@ std::size_t npy_item_size(NpyType type);
 
 // Reads `path`. Throws std::invalid_argument naming the file and what is wrong.
 NpyArray load_npy(const std::string& path);
+
+// Parses the bytes of a .npy file; errors name `name`.
+NpyArray parse_npy(std::string_view bytes, const std::string& name);
 
 }  // namespace secondopinion
