@@ -139,52 +139,17 @@ def rewrite_model(
         n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == gather.output[0]
     ]
     last = dequant[0] if dequant else gather
-    # Scales are stored as float16 (half the bytes) and widened once: ONNX
-    # Runtime folds this Cast of a constant at load.
-    widen = helper.make_node(
-        "Cast", [SCALES_NAME], [SCALES_NAME + ".float32"], name="shared_scales_to_float32", to=1
-    )
-    lookup = helper.make_node(
-        "GatherBlockQuantized",
-        [DATA_NAME, gather.input[1], SCALES_NAME + ".float32", ZERO_POINTS_NAME],
-        [GUARD_NAME + ".embeddings"],
-        name="shared_word_embeddings",
-        domain="com.microsoft",
-        gather_axis=0,
-        quantize_axis=1,
-        block_size=block_size,
-        bits=BITS,
-    )
-    # GatherBlockQuantized returns zeros for an id past the table where Gather
-    # fails; the runtime's load-time check relies on the failure to refuse a
-    # tokenizer.json whose ids the model does not have (found by fuzzing). So
-    # a plain Gather of a table of ones (one byte per row) runs beside it and
-    # multiplies in: the same lookup semantics, for one multiply per value.
-    rows = arrays[DATA_NAME].shape[0]
-    guard = [
-        helper.make_node("Gather", [GUARD_NAME, gather.input[1]], [GUARD_NAME + ".rows"], axis=0),
-        helper.make_node("Cast", [GUARD_NAME + ".rows"], [GUARD_NAME + ".float"], to=1),
-        helper.make_node(
-            "Unsqueeze", [GUARD_NAME + ".float", GUARD_NAME + ".axis"], [GUARD_NAME + ".column"]
-        ),
-        helper.make_node(
-            "Mul", [GUARD_NAME + ".embeddings", GUARD_NAME + ".column"], [last.output[0]]
-        ),
-    ]
+    nodes, constants = lookup_nodes(gather.input[1], last.output[0], table.dims[0], block_size)
     position = list(graph.node).index(gather)
     for node in [gather, *dequant]:
         graph.node.remove(node)
-    for node in reversed([widen, lookup, *guard]):
+    for node in reversed(nodes):
         graph.node.insert(position, node)
-    graph.initializer.append(numpy_helper.from_array(np.ones(rows, dtype=np.uint8), GUARD_NAME))
-    graph.initializer.append(
-        numpy_helper.from_array(np.array([-1], dtype=np.int64), GUARD_NAME + ".axis")
-    )
+    graph.initializer.extend(constants)
     used = {i for n in graph.node for i in n.input}
     for name in [*gather.input[:1], *(i for n in dequant for i in n.input[1:])]:
         if name in inits and name not in used:
             graph.initializer.remove(inits[name])
-    config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     external: dict[str, str] = {}
     for name, array in arrays.items():
         tensor = numpy_helper.from_array(array, name)
@@ -200,13 +165,60 @@ def rewrite_model(
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(path))
+    update_config(model_dir, external, block_size, shared is not None)
+
+
+def lookup_nodes(ids: str, output: str, rows: int, block_size: int) -> tuple[list, list]:
+    """The nodes (in order) and small constants that look ``ids`` up in the shared
+    table and write the float32 embeddings to ``output``."""
+    from onnx import helper, numpy_helper
+
+    # Scales are stored as float16 (half the bytes) and widened once: ONNX
+    # Runtime folds this Cast of a constant at load.
+    widen = helper.make_node(
+        "Cast", [SCALES_NAME], [SCALES_NAME + ".float32"], name="shared_scales_to_float32", to=1
+    )
+    lookup = helper.make_node(
+        "GatherBlockQuantized",
+        [DATA_NAME, ids, SCALES_NAME + ".float32", ZERO_POINTS_NAME],
+        [GUARD_NAME + ".embeddings"],
+        name="shared_word_embeddings",
+        domain="com.microsoft",
+        gather_axis=0,
+        quantize_axis=1,
+        block_size=block_size,
+        bits=BITS,
+    )
+    # GatherBlockQuantized returns zeros for an id past the table where Gather
+    # fails; the runtime's load-time check relies on the failure to refuse a
+    # tokenizer.json whose ids the model does not have (found by fuzzing). So
+    # a plain Gather of a table of ones (one byte per row) runs beside it and
+    # multiplies in: the same lookup semantics, for one multiply per value.
+    guard = [
+        helper.make_node("Gather", [GUARD_NAME, ids], [GUARD_NAME + ".rows"], axis=0),
+        helper.make_node("Cast", [GUARD_NAME + ".rows"], [GUARD_NAME + ".float"], to=1),
+        helper.make_node(
+            "Unsqueeze", [GUARD_NAME + ".float", GUARD_NAME + ".axis"], [GUARD_NAME + ".column"]
+        ),
+        helper.make_node("Mul", [GUARD_NAME + ".embeddings", GUARD_NAME + ".column"], [output]),
+    ]
+    constants = [
+        numpy_helper.from_array(np.ones(rows, dtype=np.uint8), GUARD_NAME),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), GUARD_NAME + ".axis"),
+    ]
+    return [widen, lookup, *guard], constants
+
+
+def update_config(model_dir: Path, external: dict[str, str], block_size: int, shared: bool) -> None:
+    """Record the external tensors and the table's format in ``secondopinion.json``."""
+    config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     config.pop("external_initializers", None)
     if external:
         config["external_initializers"] = external
     config.setdefault("quantization", {})
     if isinstance(config["quantization"], dict):
         config["quantization"]["word_embeddings"] = {
-            "shared": shared is not None,
+            "shared": shared,
             "bits": BITS,
             "block_size": block_size,
             "zero_points": True,
