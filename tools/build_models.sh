@@ -25,7 +25,7 @@
 # validation where per-tensor int8 lost 0.019: see the model card),
 # CE_QUERIES (validation queries reranked per dataset, default "scifact=200
 # nfcorpus=100"; the fp32 models are slow on a small CPU), TABLE_BLOCK (values per
-# scale in the shared 4-bit table, default 32), DATA (BEIR folders,
+# scale in the shared 4-bit table, default 16), DATA (BEIR folders,
 # default ../shared/data), RELEVANCE_QUERIES (validation queries per dataset the
 # learned score is fitted on, default 0 = all).
 set -euo pipefail
@@ -36,7 +36,7 @@ EMBEDDER_PRECISION="${EMBEDDER_PRECISION:-int8}"
 CE_QUERIES="${CE_QUERIES:-scifact=200 nfcorpus=100}"
 DATA="${DATA:-../shared/data}"
 RELEVANCE_QUERIES="${RELEVANCE_QUERIES:-0}"
-TABLE_BLOCK="${TABLE_BLOCK:-32}"
+TABLE_BLOCK="${TABLE_BLOCK:-16}"
 MAX_LEN=256 # what the cross-encoder trained at, and all-MiniLM-L6-v2's own limit
 B=build/models
 PKG=python/secondopinion/models
