@@ -104,8 +104,12 @@ class ModelDir:
 
     @property
     def external_initializers(self) -> list[tuple[str, str]]:
-        """(tensor name, path of its .npy file) for the session, paths resolved."""
-        return [(name, str(self.path / rel)) for name, rel in self.config.external_initializers]
+        """(tensor name, path of its .npy file) for the session; ``..`` folded
+        lexically, so that messages name the file plainly."""
+        return [
+            (name, os.path.normpath(self.path / rel))
+            for name, rel in self.config.external_initializers
+        ]
 
     def misfit(self, max_length: int, exc: Exception) -> ModelFormatError:
         """The error for a tokenizer or max_length whose input the graph cannot run."""
