@@ -86,13 +86,16 @@ ModelConfig load_model_config(const std::string& config_file, const std::string&
     config.name = prev == std::string::npos ? dir : dir.substr(prev + 1);
   }
   if (const json::Value* external = raw.find("external_initializers")) {
-    if (!external->is_object()) throw bad("external_initializers", "must be an object of tensor name: .npy path");
+    if (!external->is_object()) {
+      throw bad("external_initializers", "must be an object of tensor name: .npy path");
+    }
     const std::size_t slash = config_file.find_last_of('/');
     const std::string dir = slash == std::string::npos ? "" : config_file.substr(0, slash + 1);
     for (const auto& [tensor, path] : external->as_object()) {
       if (!path.is_string() || path.as_string().empty() || path.as_string().front() == '/') {
         throw std::invalid_argument(config_file + ": 'external_initializers' entry '" + tensor +
-                                    "' must be a relative path to a .npy file (got " + describe(&path) + ")");
+                                    "' must be a relative path to a .npy file (got " +
+                                    describe(&path) + ")");
       }
       config.external_initializers.emplace_back(tensor, dir + path.as_string());
     }

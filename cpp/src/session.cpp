@@ -95,10 +95,12 @@ Session::Session(const std::string& model_path, const SessionConfig& config)
     add_external_initializers(config.external_initializers, options, arrays);
     session_ = Ort::Session(env, model_path.c_str(), options);
   } catch (const Ort::Exception& e) {
-    // ONNX Runtime names the tensor at fault; the files say where it came from.
+    // ONNX Runtime's message does not always name the tensor at fault (not
+    // for a shape mismatch), so list where each external one came from.
     std::string files;
     for (const ExternalInitializer& init : config.external_initializers) {
-      files += (files.empty() ? " (external initializers: " : ", ") + init.name + " from " + init.npy_path;
+      files += (files.empty() ? " (external initializers: " : ", ") + init.name + " from " +
+               init.npy_path;
     }
     if (!files.empty()) files += ")";
     throw std::invalid_argument(model_path + ": not a loadable ONNX model: " + e.what() + files);
