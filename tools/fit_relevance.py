@@ -79,11 +79,16 @@ def log(message: str) -> None:
 
 
 def model_tag(path: Path) -> str:
-    """A short hash of a model file's size and mtime: caches go stale when it changes."""
-    stat = (path / "model.onnx").stat()
-    return hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[
-        :10
+    """A short hash of the model files' sizes and mtimes (model.onnx and any
+    external initializers): caches go stale when one changes."""
+    from secondopinion.model_dir import open_model_dir
+
+    config = json.loads((path / "secondopinion.json").read_text())
+    files = [path / "model.onnx"] + [
+        Path(f) for _, f in open_model_dir(path, config["kind"]).external_initializers
     ]
+    stamp = ";".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return hashlib.sha1(stamp.encode()).hexdigest()[:10]
 
 
 # --------------------------------------------------------------------- features
