@@ -52,7 +52,9 @@ _SESSIONS: dict[tuple[object, ...], object] = {}
 
 def _cached(factory: Any) -> Any:  # noqa: ANN401 - a _core session class
     def make(*args: object, **kwargs: object) -> object:
-        key = (factory.__name__, args, tuple(sorted(kwargs.items())))
+        # lists (external_initializers) as tuples, so that the key hashes
+        frozen = {k: tuple(map(tuple, v)) if isinstance(v, list) else v for k, v in kwargs.items()}
+        key = (factory.__name__, args, tuple(sorted(frozen.items())))
         if key not in _SESSIONS:
             if len(_SESSIONS) >= 16:
                 _SESSIONS.clear()

@@ -172,6 +172,14 @@ def _edit_config(model_dir: Path, **changes: object) -> None:
     path.write_text(json.dumps(config))
 
 
+def test_unusable_external_path_names_the_key(shared_pair, tmp_path):
+    """Found by fuzzing: a name too long for the file system raised OSError."""
+    model_dir = _copy(shared_pair, tmp_path)
+    _edit_config(model_dir, external_initializers={"x": "x" * 5000 + ".npy"})
+    with pytest.raises(ModelFormatError, match="'external_initializers' path of 'x' is not usable"):
+        Embedder(model_dir)
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -179,6 +187,7 @@ def _edit_config(model_dir: Path, **changes: object) -> None:
         {"shared.word_embeddings.int4": 3},
         {"x": ""},
         {"x": "/abs.npy"},
+        {"x": "a\u0000b.npy"},
     ],
 )
 def test_bad_external_initializers_entry_names_the_key(shared_pair, tmp_path, value):
@@ -247,3 +256,5 @@ def test_corrupt_shared_file_is_refused_with_its_name(shared_pair, tmp_path, fil
     with pytest.raises(ModelFormatError, match=message) as info:
         Embedder(model_dir)
     assert file in str(info.value)
+    if message != "not a loadable ONNX model":  # the reader's own errors say who named the file
+        assert "secondopinion.json: external_initializers" in str(info.value)

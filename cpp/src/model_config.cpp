@@ -92,7 +92,9 @@ ModelConfig load_model_config(const std::string& config_file, const std::string&
     const std::size_t slash = config_file.find_last_of('/');
     const std::string dir = slash == std::string::npos ? "" : config_file.substr(0, slash + 1);
     for (const auto& [tensor, path] : external->as_object()) {
-      if (!path.is_string() || path.as_string().empty() || path.as_string().front() == '/') {
+      // A NUL would cut the path short where the file is opened: another file.
+      if (!path.is_string() || path.as_string().empty() || path.as_string().front() == '/' ||
+          path.as_string().find('\0') != std::string::npos) {
         throw std::invalid_argument(config_file + ": 'external_initializers' entry '" + tensor +
                                     "' must be a relative path to a .npy file (got " +
                                     describe(&path) + ")");

@@ -18,7 +18,7 @@ from . import _core
 from ._args import check_max_length, check_optional_positive_int, check_texts
 from ._runtime import ensure_loaded
 from .batching import DEFAULT_BATCH_TOKENS, BatchPlan, plan_batches
-from .model_dir import EMBEDDER, ModelConfig, ModelFormatError, open_model_dir
+from .model_dir import EMBEDDER, ModelConfig, open_model_dir
 from .tokenize import ModelTokenizer, TokenizedBatch
 
 
@@ -72,7 +72,7 @@ class Embedder:
                 external_initializers=directory.external_initializers,
             )
         except ValueError as exc:
-            raise ModelFormatError(str(exc)) from None
+            raise directory.session_error(exc) from None
         # As in CrossEncoder: refuse a tokenizer or max_length the graph cannot run.
         probe = self.tokenizer.limits_batch(self.max_length, pair=False)
         type_ids = probe.type_ids if self._session.uses_token_type_ids else None

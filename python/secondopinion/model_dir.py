@@ -111,6 +111,16 @@ class ModelDir:
             for name, rel in self.config.external_initializers
         ]
 
+    def session_error(self, exc: Exception) -> ModelFormatError:
+        """The error for a session the runtime could not open. A message about one
+        of the external files also says which config named it: the file may lie
+        outside the directory."""
+        message = str(exc)
+        named = [n for n, f in self.external_initializers if message.startswith(f + ":")]
+        if named:
+            message += f" (tensor {named[0]!r} of {self.config_file}: external_initializers)"
+        return ModelFormatError(message)
+
     def misfit(self, max_length: int, exc: Exception) -> ModelFormatError:
         """The error for a tokenizer or max_length whose input the graph cannot run."""
         return ModelFormatError(
@@ -156,7 +166,15 @@ def open_model_dir(model_dir: str | os.PathLike[str] | None, kind: str) -> Model
             raise FileNotFoundError(f"{path / name}: missing; a model directory needs {name}")
     directory = ModelDir(path, load_config(path / CONFIG_FILE, kind))
     for name, file in directory.external_initializers:
-        if not Path(file).is_file():
+        try:
+            present = Path(file).is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte (found by fuzzing)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ModelFormatError(
+                f"{directory.config_file}: 'external_initializers' path of {name!r} "
+                f"is not usable: {why}"
+            ) from None
+        if not present:
             raise FileNotFoundError(
                 f"{file}: missing; {directory.config_file} keeps the tensor {name!r} there "
                 "(external_initializers)"
@@ -239,7 +257,7 @@ def _external_initializers(
         raise bad("external_initializers", what)
     out = []
     for tensor, path in value.items():
-        if not isinstance(path, str) or not path or os.path.isabs(path):
+        if not isinstance(path, str) or not path or os.path.isabs(path) or "\0" in path:
             raise bad("external_initializers", what)
         out.append((tensor, path))
     return tuple(out)

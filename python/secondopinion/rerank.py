@@ -102,7 +102,7 @@ class CrossEncoder:
                 external_initializers=directory.external_initializers,
             )
         except ValueError as exc:
-            raise ModelFormatError(str(exc)) from None
+            raise directory.session_error(exc) from None
         heads = {1: ("sigmoid", "none"), 2: ("softmax", "none")}
         num_logits = self._session.num_logits
         if num_logits in heads and self.config.activation not in heads[num_logits]:
