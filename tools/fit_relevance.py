@@ -78,15 +78,13 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def model_tag(path: Path) -> str:
+def model_tag(path: Path, kind: str) -> str:
     """A short hash of the model files' sizes and mtimes (model.onnx and any
     external initializers): caches go stale when one changes."""
     from secondopinion.model_dir import open_model_dir
 
-    config = json.loads((path / "secondopinion.json").read_text())
-    files = [path / "model.onnx"] + [
-        Path(f) for _, f in open_model_dir(path, config["kind"]).external_initializers
-    ]
+    external = open_model_dir(path, kind).external_initializers
+    files = [path / "model.onnx"] + [Path(f) for _, f in external]
     stamp = ";".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
     return hashlib.sha1(stamp.encode()).hexdigest()[:10]
 
@@ -104,7 +102,7 @@ def build_features(args: argparse.Namespace) -> None:
     cross = None
     if args.cross_encoder is not None:
         cross = CrossEncoder(args.cross_encoder, threads=args.threads, max_length=MAX_LENGTH)
-    emb_tag = model_tag(args.embedder)
+    emb_tag = model_tag(args.embedder, "embedder")
     for name, split in DATASETS:
         if args.only and name != args.only:
             continue
@@ -158,7 +156,7 @@ def build_features(args: argparse.Namespace) -> None:
         if cross is None:
             log(f"{name}: candidates built; no --cross-encoder, so no features written")
             continue
-        ce_tag = model_tag(args.cross_encoder)
+        ce_tag = model_tag(args.cross_encoder, "cross-encoder")
         ce_file = args.cache / f"{name}_ce_{ce_tag}_{emb_tag}_{len(qids)}x{args.candidates}.npy"
         if ce_file.exists():
             logits = np.load(ce_file)

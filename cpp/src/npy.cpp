@@ -3,7 +3,6 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 
 namespace secondopinion {
@@ -147,11 +146,15 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name) {
 }
 
 NpyArray load_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::invalid_argument(path + ": missing or unreadable");
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return parse_npy(contents.str(), path);
+  // One read into a buffer of the file's size (a weight table is megabytes).
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw std::invalid_argument(path + ": unreadable");
+  std::string contents(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(contents.data(), size)) throw std::invalid_argument(path + ": read failed");
+  return parse_npy(contents, path);
 }
 
 }  // namespace secondopinion
