@@ -26,6 +26,7 @@ __all__ = [
     "METADATA_KEY",
     "PassageJudge",
     "PipelineSearch",
+    "adapter_gate",
     "chunk_metadata",
     "metadata_is_refusal",
     "refusal_metadata",
@@ -37,7 +38,7 @@ __all__ = [
 METADATA_KEY = "secondopinion"
 
 
-def _gate(floor: object, top_n: object) -> Gate:
+def adapter_gate(floor: object, top_n: object) -> Gate:
     """The gate an adapter applies: a framework's retriever returns documents, so
     ``top_n=0`` (decide without returning any) is refused here."""
     gate = Gate(floor, top_n)  # type: ignore[arg-type]
@@ -87,7 +88,7 @@ class PipelineSearch:
     ) -> tuple[int, int | None, float | None]:
         """``(candidates, top_n, floor)`` checked, for an adapter that loads its
         pipeline later."""
-        gate = _gate(floor, top_n)
+        gate = adapter_gate(floor, top_n)
         return check_positive_int(candidates, "candidates"), gate.top_n, gate.floor
 
     def search(self, query: str) -> Evidence | Refusal:
@@ -124,7 +125,7 @@ class PassageJudge:
                 "cross_encoder must be a secondopinion.CrossEncoder or None, "
                 f"got {type(cross_encoder).__name__}"
             )
-        self.gate = _gate(floor, top_n)
+        self.gate = adapter_gate(floor, top_n)
         self.cross_encoder = CrossEncoder() if cross_encoder is None else cross_encoder
         model_scores_sigmoid = isinstance(relevance_model_for(self.cross_encoder), SigmoidRelevance)
         self.model_floor = self.cross_encoder.floor if model_scores_sigmoid else None
@@ -175,14 +176,17 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def chunk_metadata(chunk: Chunk, rank: int, floor: float, *, from_pipeline: bool) -> dict[str, Any]:
+def chunk_metadata(
+    chunk: Chunk, rank: int, floor: float, *, input_rank: int | None = None
+) -> dict[str, Any]:
     """Provenance of one kept chunk, as plain JSON values.
 
     ``rank`` is 1-based in the gate's order; ``score`` the relevance
-    probability the gate compared with ``floor``. From a pipeline: every
-    stage's rank (0: the stage did not return it) and score (``None`` then).
-    From :class:`PassageJudge`: ``input_rank``, the position the upstream
-    retriever gave it, and ``doc_id`` ``None`` where the input had no id.
+    probability the gate compared with ``floor``. From a pipeline
+    (``input_rank`` None): every stage's rank (0: the stage did not return
+    it) and score (``None`` then). From :class:`PassageJudge`: ``input_rank``,
+    the 1-based position the upstream retriever gave it, and ``doc_id``
+    ``None`` where the input had no id.
     """
     meta: dict[str, Any] = {
         "status": "evidence",
@@ -194,7 +198,7 @@ def chunk_metadata(chunk: Chunk, rank: int, floor: float, *, from_pipeline: bool
         "ce_score": chunk.ce_score,
         "truncated": chunk.truncated,
     }
-    if from_pipeline:
+    if input_rank is None:
         meta.update(
             bm25_rank=chunk.bm25_rank,
             bm25_score=chunk.bm25_score,
@@ -204,7 +208,7 @@ def chunk_metadata(chunk: Chunk, rank: int, floor: float, *, from_pipeline: bool
             fused_score=chunk.fused_score,
         )
     else:
-        meta["input_rank"] = chunk.fused_rank
+        meta["input_rank"] = input_rank
         meta["doc_id"] = chunk.id or None
     return meta
 

@@ -50,7 +50,7 @@ from .._args import check_optional_positive_int
 from ..gate import Evidence, Refusal
 from ..pipeline import Pipeline
 from ..rerank import CrossEncoder
-from ._common import METADATA_KEY, PassageJudge, PipelineSearch, _gate, chunk_metadata
+from ._common import METADATA_KEY, PassageJudge, PipelineSearch, adapter_gate, chunk_metadata
 
 __all__ = ["SecondOpinionRanker", "SecondOpinionRetriever"]
 
@@ -170,7 +170,7 @@ class SecondOpinionRetriever:
                     content=chunk.text,
                     meta={
                         "title": chunk.title,
-                        METADATA_KEY: chunk_metadata(chunk, rank, result.floor, from_pipeline=True),
+                        METADATA_KEY: chunk_metadata(chunk, rank, result.floor),
                     },
                     score=chunk.score,
                 )
@@ -214,7 +214,7 @@ class SecondOpinionRanker:
     ) -> None:
         self._model_dir: str | None = None
         self._judge: PassageJudge | None = None
-        gate = _gate(floor, top_k)
+        gate = adapter_gate(floor, top_k)
         if isinstance(cross_encoder, CrossEncoder):
             self._judge = PassageJudge(cross_encoder, top_n=gate.top_n, floor=gate.floor)
         elif cross_encoder is not None:
@@ -283,7 +283,9 @@ class SecondOpinionRanker:
             original = documents[chunk.fused_rank - 1]
             meta = {
                 **original.meta,
-                METADATA_KEY: chunk_metadata(chunk, rank, result.floor, from_pipeline=False),
+                METADATA_KEY: chunk_metadata(
+                    chunk, rank, result.floor, input_rank=chunk.fused_rank
+                ),
             }
             kept.append(dataclasses.replace(original, meta=meta, score=chunk.score))
         return {"documents": kept}

@@ -64,10 +64,12 @@ def _refusal_document(refusal: Refusal) -> Document:
     )
 
 
-def _chunk_fields(chunk: Chunk, rank: int, floor: float, *, from_pipeline: bool) -> dict[str, Any]:
+def _chunk_fields(
+    chunk: Chunk, rank: int, floor: float, *, input_rank: int | None = None
+) -> dict[str, Any]:
     return {
         "relevance_score": chunk.score,
-        METADATA_KEY: chunk_metadata(chunk, rank, floor, from_pipeline=from_pipeline),
+        METADATA_KEY: chunk_metadata(chunk, rank, floor, input_rank=input_rank),
     }
 
 
@@ -157,7 +159,7 @@ class SecondOpinionRetriever(BaseRetriever):
                 page_content=chunk.text,
                 metadata={
                     "title": chunk.title,
-                    **_chunk_fields(chunk, rank, result.floor, from_pipeline=True),
+                    **_chunk_fields(chunk, rank, result.floor),
                 },
             )
             for rank, chunk in enumerate(result.chunks, start=1)
@@ -184,7 +186,8 @@ class SecondOpinionCompressor(BaseDocumentCompressor):
     their metadata extended by ``relevance_score`` and ``secondopinion``
     (``input_rank`` is the position the base retriever gave them); on a
     refusal (nothing clears the floor, or no documents), one refusal marker.
-    Refusal markers in the input are not judged.
+    Refusal markers in the input are not judged; when the input holds nothing
+    else (the base retriever refused) it is returned as it is.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -210,21 +213,24 @@ class SecondOpinionCompressor(BaseDocumentCompressor):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """Rerank ``documents`` against ``query`` and keep what clears the floor."""
-        docs = [
-            d
-            for d in _check_documents(documents, "documents")
-            if not metadata_is_refusal(d.metadata)
-        ]
+        docs = _check_documents(documents, "documents")
+        # Positions of the documents to judge: a refusal marker is no passage.
+        positions = [i for i, d in enumerate(docs) if not metadata_is_refusal(d.metadata)]
+        if docs and not positions:
+            return docs  # the base retriever refused: pass its refusal on, with its reason
         judge = PassageJudge(self.cross_encoder, top_n=self.top_n, floor=self.floor)
-        result = judge.judge(query, [d.page_content for d in docs], [d.id for d in docs])
+        result = judge.judge(
+            query, [docs[i].page_content for i in positions], [docs[i].id for i in positions]
+        )
         if not isinstance(result, Evidence):
             return [_refusal_document(result)]
         kept: list[Document] = []
         for rank, chunk in enumerate(result.chunks, start=1):
-            original = docs[chunk.fused_rank - 1]
+            position = positions[chunk.fused_rank - 1]
+            original = docs[position]
             metadata = {
                 **original.metadata,
-                **_chunk_fields(chunk, rank, result.floor, from_pipeline=False),
+                **_chunk_fields(chunk, rank, result.floor, input_rank=position + 1),
             }
             kept.append(original.model_copy(update={"metadata": metadata}))
         return kept

@@ -161,7 +161,7 @@ class SecondOpinionRetriever(BaseRetriever):
                 text=chunk.text,
                 metadata={
                     "title": chunk.title,
-                    METADATA_KEY: chunk_metadata(chunk, rank, result.floor, from_pipeline=True),
+                    METADATA_KEY: chunk_metadata(chunk, rank, result.floor),
                 },
                 excluded_llm_metadata_keys=[METADATA_KEY],
                 excluded_embed_metadata_keys=[METADATA_KEY],
@@ -191,7 +191,8 @@ class SecondOpinionPostprocessor(BaseNodePostprocessor):
     whose ``score`` is the relevance probability and whose metadata gains
     ``secondopinion`` (``input_rank``: the position the retriever gave it);
     on a refusal (nothing clears the floor, or no nodes), one refusal marker.
-    Refusal markers in the input are not judged.
+    Refusal markers in the input are not judged; when the input holds nothing
+    else (the retriever refused) it is returned as it is.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -225,28 +226,27 @@ class SecondOpinionPostprocessor(BaseNodePostprocessor):
                 "query_bundle is None: SecondOpinionPostprocessor judges nodes against the "
                 "query; pass query_str= or query_bundle= to postprocess_nodes"
             )
-        candidates = [
-            n for n in _check_nodes(nodes, "nodes") if not metadata_is_refusal(n.node.metadata)
-        ]
+        given = _check_nodes(nodes, "nodes")
+        # Positions of the nodes to judge: a refusal marker is no passage.
+        positions = [i for i, n in enumerate(given) if not metadata_is_refusal(n.node.metadata)]
+        if given and not positions:
+            return given  # the retriever refused: pass its refusal on, with its reason
         judge = PassageJudge(self.cross_encoder, top_n=self.top_n, floor=self.floor)
         result = judge.judge(
             query_bundle.query_str,
-            [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in candidates],
-            [n.node.node_id for n in candidates],
+            [given[i].node.get_content(metadata_mode=MetadataMode.EMBED) for i in positions],
+            [given[i].node.node_id for i in positions],
         )
         if not isinstance(result, Evidence):
             return [_refusal_node(result)]
         kept: list[NodeWithScore] = []
         for rank, chunk in enumerate(result.chunks, start=1):
-            original = candidates[chunk.fused_rank - 1].node
+            position = positions[chunk.fused_rank - 1]
+            original = given[position].node
+            meta = chunk_metadata(chunk, rank, result.floor, input_rank=position + 1)
             node = original.model_copy(
                 update={
-                    "metadata": {
-                        **original.metadata,
-                        METADATA_KEY: chunk_metadata(
-                            chunk, rank, result.floor, from_pipeline=False
-                        ),
-                    },
+                    "metadata": {**original.metadata, METADATA_KEY: meta},
                     "excluded_llm_metadata_keys": _hidden(original.excluded_llm_metadata_keys),
                     "excluded_embed_metadata_keys": _hidden(original.excluded_embed_metadata_keys),
                 }
