@@ -38,13 +38,13 @@ __all__ = [
 METADATA_KEY = "secondopinion"
 
 
-def adapter_gate(floor: object, top_n: object) -> Gate:
-    """The gate an adapter applies: a framework's retriever returns documents, so
-    ``top_n=0`` (decide without returning any) is refused here."""
-    gate = Gate(floor, top_n)  # type: ignore[arg-type]
-    if gate.top_n == 0:
-        raise ValueError("top_n must be >= 1 or None (all that clear the floor), got 0")
-    return gate
+def adapter_gate(floor: object, top_n: object, *, top_n_name: str = "top_n") -> Gate:
+    """The gate an adapter applies. A framework's retriever returns documents, so
+    ``top_n=0`` (decide without returning any) is refused; ``top_n_name`` is
+    what the framework calls it (Haystack: ``top_k``), for the error message."""
+    if top_n is not None:
+        check_positive_int(top_n, top_n_name)
+    return Gate(floor, top_n)  # type: ignore[arg-type]
 
 
 def _check_query(query: object) -> str:
@@ -62,6 +62,8 @@ class PipelineSearch:
         TypeError: ``pipeline`` is not a :class:`~secondopinion.Pipeline`, or a
             setting has the wrong type.
         ValueError: ``candidates`` < 1, ``top_n`` < 1, ``floor`` outside [0, 1].
+
+    ``top_n_name`` is what the adapter's caller calls ``top_n``, for errors.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class PipelineSearch:
         candidates: int = 100,
         top_n: int | None = 10,
         floor: float | None = None,
+        top_n_name: str = "top_n",
     ) -> None:
         if not isinstance(pipeline, Pipeline):
             raise TypeError(
@@ -79,16 +82,16 @@ class PipelineSearch:
             )
         self.pipeline = pipeline
         self.candidates, self.top_n, self.floor = self.check_settings(
-            candidates=candidates, top_n=top_n, floor=floor
+            candidates=candidates, top_n=top_n, floor=floor, top_n_name=top_n_name
         )
 
     @staticmethod
     def check_settings(
-        *, candidates: object, top_n: object, floor: object
+        *, candidates: object, top_n: object, floor: object, top_n_name: str = "top_n"
     ) -> tuple[int, int | None, float | None]:
         """``(candidates, top_n, floor)`` checked, for an adapter that loads its
         pipeline later."""
-        gate = adapter_gate(floor, top_n)
+        gate = adapter_gate(floor, top_n, top_n_name=top_n_name)
         return check_positive_int(candidates, "candidates"), gate.top_n, gate.floor
 
     def search(self, query: str) -> Evidence | Refusal:
@@ -110,7 +113,8 @@ class PassageJudge:
 
     Args:
         cross_encoder: the reranker; ``None`` loads the package's.
-        top_n, floor: as for :class:`~secondopinion.Gate`.
+        top_n, floor: as for :class:`~secondopinion.Gate`, but ``top_n`` >= 1.
+        top_n_name: what the adapter's caller calls ``top_n``, for errors.
     """
 
     def __init__(
@@ -119,13 +123,14 @@ class PassageJudge:
         *,
         top_n: int | None = 10,
         floor: float | None = None,
+        top_n_name: str = "top_n",
     ) -> None:
         if cross_encoder is not None and not isinstance(cross_encoder, CrossEncoder):
             raise TypeError(
                 "cross_encoder must be a secondopinion.CrossEncoder or None, "
                 f"got {type(cross_encoder).__name__}"
             )
-        self.gate = adapter_gate(floor, top_n)
+        self.gate = adapter_gate(floor, top_n, top_n_name=top_n_name)
         self.cross_encoder = CrossEncoder() if cross_encoder is None else cross_encoder
         model_scores_sigmoid = isinstance(relevance_model_for(self.cross_encoder), SigmoidRelevance)
         self.model_floor = self.cross_encoder.floor if model_scores_sigmoid else None

@@ -100,7 +100,9 @@ class SecondOpinionRetriever:
         self._path: str | None = None
         self._search: PipelineSearch | None = None
         if isinstance(pipeline, Pipeline):
-            self._search = PipelineSearch(pipeline, candidates=candidates, top_n=top_k, floor=floor)
+            self._search = PipelineSearch(
+                pipeline, candidates=candidates, top_n=top_k, floor=floor, top_n_name="top_k"
+            )
         elif isinstance(pipeline, (str, os.PathLike)):
             self._path = _folder(pipeline, "pipeline")
         else:
@@ -109,7 +111,7 @@ class SecondOpinionRetriever:
                 f"got {type(pipeline).__name__}"
             )
         self.candidates, self.top_k, self.floor = PipelineSearch.check_settings(
-            candidates=candidates, top_n=top_k, floor=floor
+            candidates=candidates, top_n=top_k, floor=floor, top_n_name="top_k"
         )
 
     def warm_up(self) -> None:
@@ -214,7 +216,7 @@ class SecondOpinionRanker:
     ) -> None:
         self._model_dir: str | None = None
         self._judge: PassageJudge | None = None
-        gate = adapter_gate(floor, top_k)
+        gate = adapter_gate(floor, top_k, top_n_name="top_k")
         if isinstance(cross_encoder, CrossEncoder):
             self._judge = PassageJudge(cross_encoder, top_n=gate.top_n, floor=gate.floor)
         elif cross_encoder is not None:
