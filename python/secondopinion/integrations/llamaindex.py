@@ -26,6 +26,7 @@ Installed with ``pip install 'secondopinion[llamaindex]'`` (``llama-index-core``
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,6 +150,10 @@ class SecondOpinionRetriever(BaseRetriever):
     @property
     def floor(self) -> float | None:
         return self._search.floor
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # The search releases the GIL: on a thread it leaves the event loop free.
+        return await asyncio.to_thread(self._retrieve, query_bundle)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = self._search.search(query_bundle.query_str)
