@@ -65,7 +65,8 @@ def test_nothing_shared_gives_none():
 
 
 def test_entity_pool_skips_sentence_starts_and_common_words():
-    pool = cf.EntityPool(["Located near the sea, the town of Portsmouth has a port.", "it is located"])
+    texts = ["Located near the sea, the town of Portsmouth has a port.", "it is located"]
+    pool = cf.EntityPool(texts)
     assert pool.by_len.get(1) == ["Portsmouth"]
 
 
