@@ -53,9 +53,7 @@ def judged_pairs(dataset: BeirDataset, count: int, rng: random.Random) -> list[t
 def noise_pairs(dataset: BeirDataset, count: int, rng: random.Random) -> list[tuple[str, str]]:
     texts = dataset.corpus.indexable_texts()
     queries = list(dataset.queries.values())
-    return [
-        (rng.choice(queries), rng.choice(texts)[: rng.randint(50, 2000)]) for _ in range(count)
-    ]
+    return [(rng.choice(queries), rng.choice(texts)[: rng.randint(50, 2000)]) for _ in range(count)]
 
 
 def max_logit_shift(

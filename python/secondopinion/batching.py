@@ -59,9 +59,7 @@ def plan_runs(
             physical cores, as :class:`~secondopinion.CrossEncoder` does.
     """
     budget = check_optional_positive_int(batch_tokens, "batch_tokens") or DEFAULT_BATCH_TOKENS
-    workers = check_optional_positive_int(threads, "threads") or int(
-        _core.default_thread_count()
-    )
+    workers = check_optional_positive_int(threads, "threads") or int(_core.default_thread_count())
     raw = _core.plan_runs(np.asarray(lengths, dtype=np.int64), budget, workers)
     return RunPlan(
         order=raw["order"],
