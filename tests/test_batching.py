@@ -102,18 +102,18 @@ def test_session_checks_token_arrays(ce_dir, ids, offsets, message):
     _runtime.ensure_loaded()
     session = _core.CrossEncoderSession(str(ce_dir / "model.onnx"), threads=1, max_length=256)
     with pytest.raises(ValueError, match=message):
-        session.logits(np.array(ids), None, np.array(offsets, dtype=np.int64), 0, 4096)
+        session.logits(np.array(ids), None, np.array(offsets, dtype=np.int64), 4096)
 
 
 def test_session_type_ids_must_match_ids(ce_dir):
     _runtime.ensure_loaded()
     session = _core.CrossEncoderSession(str(ce_dir / "model.onnx"), threads=1)
     with pytest.raises(ValueError, match="type_ids"):
-        session.logits(np.array([5, 6]), np.array([0]), np.array([0, 2]), 0, 4096)
+        session.logits(np.array([5, 6]), np.array([0]), np.array([0, 2]), 4096)
 
 
 def test_out_of_vocabulary_id_is_an_error_not_a_crash(ce_dir):
     _runtime.ensure_loaded()
     session = _core.CrossEncoderSession(str(ce_dir / "model.onnx"), threads=1)
     with pytest.raises(RuntimeError, match="model.onnx"):
-        session.logits(np.array([5, 10**9]), None, np.array([0, 2]), 0, 4096)
+        session.logits(np.array([5, 10**9]), None, np.array([0, 2]), 4096)

@@ -26,7 +26,7 @@ struct BorrowedSequences {
 };
 
 BorrowedSequences borrow(const IdArray& ids, const std::optional<IdArray>& type_ids,
-                         const IdArray& offsets, std::int64_t pad_id) {
+                         const IdArray& offsets) {
   if (ids.ndim() != 1 || offsets.ndim() != 1) {
     throw py::value_error("ids and offsets must be one-dimensional");
   }
@@ -39,7 +39,6 @@ BorrowedSequences borrow(const IdArray& ids, const std::optional<IdArray>& type_
   b.seqs.type_ids = type_ids ? type_ids->data() : nullptr;
   b.seqs.offsets = offsets.data();
   b.seqs.count = static_cast<std::size_t>(offsets.size() - 1);
-  b.seqs.pad_id = pad_id;
   b.ids_size = static_cast<std::size_t>(ids.size());
   return b;
 }
@@ -106,8 +105,8 @@ void bind_inference(py::module_& m) {
       .def(
           "logits",
           [](const CrossEncoder& self, const IdArray& ids, const std::optional<IdArray>& type_ids,
-             const IdArray& offsets, std::int64_t pad_id, std::size_t batch_tokens) {
-            const BorrowedSequences b = borrow(ids, type_ids, offsets, pad_id);
+             const IdArray& offsets, std::size_t batch_tokens) {
+            const BorrowedSequences b = borrow(ids, type_ids, offsets);
             py::array_t<float> out(static_cast<py::ssize_t>(b.seqs.count));
             float* dst = out.mutable_data();
             {
@@ -116,8 +115,7 @@ void bind_inference(py::module_& m) {
             }
             return out;
           },
-          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("pad_id"),
-          py::arg("batch_tokens"),
+          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("batch_tokens"),
           "One float32 logit per sequence (for a [B, 2] head: l1 - l0), in input order;\n"
           "each sequence is its own Run, at most batch_tokens tokens in flight at once.")
       .def_property_readonly("num_logits", &CrossEncoder::num_logits)
@@ -147,8 +145,8 @@ void bind_inference(py::module_& m) {
       .def(
           "encode",
           [](const Embedder& self, const IdArray& ids, const std::optional<IdArray>& type_ids,
-             const IdArray& offsets, std::int64_t pad_id, std::size_t batch_tokens) {
-            const BorrowedSequences b = borrow(ids, type_ids, offsets, pad_id);
+             const IdArray& offsets, std::size_t batch_tokens) {
+            const BorrowedSequences b = borrow(ids, type_ids, offsets);
             py::array_t<float> out({static_cast<py::ssize_t>(b.seqs.count),
                                     static_cast<py::ssize_t>(self.dimension())});
             float* dst = out.mutable_data();
@@ -158,8 +156,7 @@ void bind_inference(py::module_& m) {
             }
             return out;
           },
-          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("pad_id"),
-          py::arg("batch_tokens"), "float32 [n, dimension] pooled (and normalised) embeddings.")
+          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("batch_tokens"), "float32 [n, dimension] pooled (and normalised) embeddings.")
       .def_property_readonly("dimension", &Embedder::dimension)
       .def_property_readonly("output_name", &Embedder::output_name)
       .def_property_readonly("max_length", &Embedder::max_length)

@@ -83,9 +83,7 @@ class Embedder:
         probe = self.tokenizer.limits_batch(self.max_length, pair=False)
         type_ids = probe.type_ids if self._session.uses_token_type_ids else None
         try:
-            self._session.encode(
-                probe.ids, type_ids, probe.offsets, self.tokenizer.pad_id, self.max_length
-            )
+            self._session.encode(probe.ids, type_ids, probe.offsets, self.max_length)
         except RuntimeError as exc:
             raise directory.misfit(self.max_length, exc) from None
 
@@ -149,9 +147,7 @@ class Embedder:
             return (empty, np.zeros(0, dtype=bool)) if return_truncated else empty
         batch = self.tokenizer.encode_texts(items, max_length=self.max_length)
         type_ids = batch.type_ids if self._session.uses_token_type_ids else None
-        vectors = self._session.encode(
-            batch.ids, type_ids, batch.offsets, self.tokenizer.pad_id, budget
-        )
+        vectors = self._session.encode(batch.ids, type_ids, batch.offsets, budget)
         return (vectors, batch.truncated) if return_truncated else vectors
 
     def __repr__(self) -> str:

@@ -123,9 +123,7 @@ class CrossEncoder:
         probe = self.tokenizer.limits_batch(self.max_length, pair=True)
         type_ids = probe.type_ids if self._session.uses_token_type_ids else None
         try:
-            self._session.logits(
-                probe.ids, type_ids, probe.offsets, self.tokenizer.pad_id, self.max_length
-            )
+            self._session.logits(probe.ids, type_ids, probe.offsets, self.max_length)
         except RuntimeError as exc:
             raise directory.misfit(self.max_length, exc) from None
 
@@ -263,8 +261,7 @@ class CrossEncoder:
         if len(batch) == 0:
             return np.zeros(0, dtype=np.float32)
         type_ids = batch.type_ids if self._session.uses_token_type_ids else None
-        pad = self.tokenizer.pad_id
-        return self._session.logits(batch.ids, type_ids, batch.offsets, pad, budget)
+        return self._session.logits(batch.ids, type_ids, batch.offsets, budget)
 
     def _tokenize(self, queries: list[str], passages: list[str]) -> TokenizedBatch:
         return self.tokenizer.encode_pairs(
