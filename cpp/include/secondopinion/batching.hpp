@@ -3,22 +3,30 @@
 //
 // Why one sequence per Run: the shipped models are dynamically quantised to
 // int8, and DynamicQuantizeLinear computes one activation scale per tensor per
-// Run, i.e. over every row (padding included) of a padded batch. A pair's logit
-// then moved by up to 0.6 (AVX-512) and 0.85 (AVX2) with the pairs that shared
-// its batch. Run alone, a sequence's input tensor is the sequence itself: the
-// scale is its own, no padding is computed, and its output is a function of its
-// tokens only, whatever the model directory holds (fp32, static or dynamic
-// int8). Each Run is single-threaded inside ONNX Runtime (intra-op threads 1),
-// so the arithmetic does not depend on a thread count either; the parallelism
-// comes from running `threads` sequences at once, longest first, each worker
-// taking the next sequence when it is free.
+// Run, i.e. over every row (padding included) of a padded batch. A pair's
+// logit then moved by up to 0.84 (AVX-512 VNNI) and 0.85 (AVX2) with the pairs
+// that shared its batch (SciFact pairs among random passages,
+// tools/measure_invariance.py). Run alone, a sequence's input tensor is the
+// sequence itself: the scale is its own, no padding is computed, and its
+// output is a function of its tokens only, whatever the model directory holds
+// (fp32, static or dynamic int8). Each Run is single-threaded inside ONNX
+// Runtime (intra-op threads 1), so the arithmetic does not depend on a thread
+// count either; the parallelism comes from running `threads` sequences at
+// once, longest first, each worker taking the next sequence when it is free.
 //
-// Measured on the 2-core AMD EPYC (AVX-512 VNNI) with the shipped L4 int8
-// cross-encoder, 100 SciFact candidates, p50 per query (a training job shared
-// the machine): padded batches of 1,024 tokens 2,768 ms at 1 thread and
-// 1,859 ms at 2 intra-op threads; one sequence per Run 2,284 ms at 1 thread,
-// 2,104 ms at 2 intra-op threads, 1,822 ms as 2 single-threaded Runs side by
-// side. See tools/measure_invariance.py.
+// Measured on the 2-core AMD EPYC (Zen 4, AVX-512 VNNI), shipped int8 models,
+// the same calls alternated between a build of each kind:
+// - 100 SciFact candidates per query, p50: padded batches of 1,024 tokens
+//   2,457 ms at 1 thread and 1,372 ms at 2 intra-op threads; one sequence
+//   per Run 2,149 ms and 1,123 ms (2 single-threaded Runs side by side).
+//   Long sequences gain: a Run's activations stay in the 2 MB L2.
+// - Short sequences lose: a Run reads every weight once (about 7 MB for the
+//   L4 cross-encoder, 11 MB for the L6 embedder, int8), which a batch shares
+//   among its rows. Per sequence, alone vs in 1,024-token batches: 1.9x at 8
+//   tokens, 1.3-1.4x at 32, 1.06-1.08x at 64, 0.8-0.94x at 128 and more;
+//   embedding 100 SciFact queries (~20 tokens) took 1.39x as long at 1 thread
+//   and 1.14x at 2. Invariance is the price: a padded batch cannot give a
+//   dynamically quantised row a scale of its own.
 //
 // Pure functions: no ONNX Runtime here.
 #pragma once
