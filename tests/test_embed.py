@@ -89,6 +89,14 @@ def test_a_vector_ignores_its_company_order_budget_and_threads(
     assert np.max(np.abs(got - vectors_alone[members])) <= 1e-5
 
 
+def test_plan_says_how_encode_runs(emb_dir, texts):
+    embedder = Embedder(emb_dir, threads=3)
+    plan = embedder.plan(texts)
+    assert plan.num_runs == len(texts) and plan.parallel == 3
+    assert plan.real_tokens == int(embedder.tokenize(texts).lengths.sum())
+    assert embedder.plan(texts, batch_tokens=1).parallel == 1
+
+
 @pytest.mark.parametrize(
     "options",
     [

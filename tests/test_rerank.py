@@ -107,6 +107,18 @@ def test_a_logit_ignores_its_company_order_budget_and_threads(
     assert np.max(np.abs(got - logits_alone[members])) <= 1e-5
 
 
+def test_plan_says_how_predict_runs(ce_dir, varied_pairs):
+    ce = CrossEncoder(ce_dir, threads=2)
+    lengths = ce.tokenize(varied_pairs).lengths
+    plan = ce.plan(varied_pairs)
+    assert plan.num_runs == len(varied_pairs) and plan.parallel == 2
+    assert plan.order.tolist() == sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    assert plan.real_tokens == int(lengths.sum())
+    # A budget below two of the longest pairs leaves one Run at a time.
+    assert ce.plan(varied_pairs, batch_tokens=int(lengths.max())).parallel == 1
+    assert CrossEncoder(ce_dir, threads=1).plan(varied_pairs).parallel == 1
+
+
 def test_padded_batches_would_move_int8_logits(ce_int8_dir, cross_encoder, varied_pairs):
     """What the invariance tests guard against: one padded batch through the int8 graph
     (onnxruntime's Python API) gives other logits than the same pairs one by one."""
