@@ -223,8 +223,11 @@ void Session::run_all(const TokenSequences& seqs, const RunPlan& plan,
       failed.store(true);
     }
   };
-  std::vector<std::thread> helpers;
   const std::size_t parallel = std::min(std::max<std::size_t>(plan.parallel, 1), plan.order.size());
+  std::vector<std::thread> helpers;
+  // Reserved before any thread starts: past this point only the thread's own
+  // creation can throw, and then the started ones still get joined.
+  helpers.reserve(parallel);
   for (std::size_t t = 1; t < parallel; ++t) {
     try {
       helpers.emplace_back(work);
