@@ -221,15 +221,14 @@ class Ours(Contender):
         return np.asarray(self.model.predict(pairs), dtype=np.float32)
 
     def batch_plan(self, lengths: np.ndarray) -> BatchPlan | None:
-        # The plan predict() follows (secondopinion.batching.plan_runs, the C++
-        # core's): every pair its own Run, unpadded, longest first, as long as
-        # no query is cut at query_max_tokens (64; this workload's are shorter).
-        # None when the object does not say its budget and threads.
-        from secondopinion.batching import plan_runs
+        # The planner predict() runs (secondopinion.batching.plan_batches, the
+        # C++ core's), on these token lengths: the batches it really runs as
+        # long as no query is cut at query_max_tokens (64; this workload's are
+        # shorter). None when the object does not say its budget.
+        from secondopinion.batching import plan_batches
 
         budget = getattr(self.model, "batch_tokens", None)
-        threads = getattr(self.model, "threads", None)
-        if not isinstance(budget, int) or budget <= 0 or not isinstance(threads, int):
+        if not isinstance(budget, int) or budget <= 0:
             return None
-        plan = plan_runs(lengths, budget, threads)
-        return [(1, int(lengths[i])) for i in plan.order.tolist()]
+        plan = plan_batches(lengths, budget)
+        return [(int(r), int(w)) for r, w in zip(plan.batch_rows, plan.batch_width, strict=True)]

@@ -1,6 +1,8 @@
-"""The plan of Runs (C++): one sequence per Run, longest first, `parallel` side by side."""
+"""Length-sorted, token-budget batching (C++), against a plain-Python reference."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -8,83 +10,134 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secondopinion import _core, _runtime
-from secondopinion.batching import DEFAULT_BATCH_TOKENS, plan_runs
+from secondopinion.batching import DEFAULT_BATCH_TOKENS, plan_batches
 
 
-def reference_parallel(lengths: list[int], budget: int, threads: int) -> int:
-    """As many Runs side by side as threads allow and the budget holds at the longest length."""
-    if not lengths:
+def reference_cost(lengths: list[int], budget: int, overhead: int) -> int:
+    """Least sum of (rows x width + overhead) over batches of the longest-first sorted list."""
+    ordered = sorted(lengths, reverse=True)
+    best = [0] + [None] * len(ordered)
+    for j in range(1, len(ordered) + 1):
+        options = []
+        for i in range(j):
+            rows, width = j - i, ordered[i]
+            if rows == 1 or rows * width <= budget:
+                options.append(best[i] + rows * width + overhead)
+        best[j] = min(options)
+    return best[-1]
+
+
+def brute_force_cost(lengths: list[int], budget: int, overhead: int) -> int:
+    """Every way to cut the sorted list (2^(n-1) of them), for small n."""
+    ordered = sorted(lengths, reverse=True)
+    n = len(ordered)
+    if n == 0:
         return 0
-    fits = 1
-    while fits < min(threads, len(lengths)) and (fits + 1) * max(lengths) <= budget:
-        fits += 1
-    return fits
+    best = None
+    for mask in range(2 ** max(n - 1, 0)):
+        cuts = [0] + [k + 1 for k in range(n - 1) if mask >> k & 1] + [n]
+        total = 0
+        for a, b in itertools.pairwise(cuts):
+            if b - a > 1 and (b - a) * ordered[a] > budget:
+                break
+            total += (b - a) * ordered[a] + overhead
+        else:
+            best = total if best is None else min(best, total)
+    return best
 
 
-@settings(max_examples=200, deadline=None)
+def plan_cost(plan, overhead: int) -> int:
+    return plan.padded_tokens + overhead * plan.num_batches
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 40), max_size=9),
+    budget=st.integers(1, 200),
+    overhead=st.integers(0, 50),
+)
+def test_plan_is_optimal_by_brute_force(lengths, budget, overhead):
+    plan = plan_batches(np.array(lengths, dtype=np.int64), budget, overhead)
+    assert plan_cost(plan, overhead) == brute_force_cost(lengths, budget, overhead)
+
+
+@settings(max_examples=100, deadline=None)
 @given(
     lengths=st.lists(st.integers(1, 600), max_size=150),
-    budget=st.integers(1, 20_000),
-    threads=st.integers(1, 64),
+    budget=st.integers(1, 5000),
+    overhead=st.integers(0, 200),
 )
-def test_plan_against_reference(lengths, budget, threads):
-    plan = plan_runs(np.array(lengths, dtype=np.int64), budget, threads)
-    # Longest first, ties by lower index: the longest Runs never end up last on one worker.
-    assert plan.order.tolist() == sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    assert plan.num_runs == len(lengths)
-    assert plan.parallel == reference_parallel(lengths, budget, threads)
+def test_plan_cost_matches_reference(lengths, budget, overhead):
+    plan = plan_batches(np.array(lengths, dtype=np.int64), budget, overhead)
+    assert plan_cost(plan, overhead) == reference_cost(lengths, budget, overhead)
     assert plan.real_tokens == sum(lengths)
-    assert plan.peak_tokens == sum(sorted(lengths, reverse=True)[: plan.parallel])
-    # The budget holds, unless one sequence alone is longer.
-    assert plan.peak_tokens <= max(budget, max(lengths, default=0))
-    assert plan.parallel <= threads
 
 
-def test_threads_set_the_parallelism_when_the_budget_allows():
-    plan = plan_runs(np.full(100, 256), 16_384, threads=2)
-    assert plan.parallel == 2 and plan.peak_tokens == 512
-    assert plan_runs(np.full(100, 256), 16_384, threads=8).parallel == 8
-    assert plan_runs(np.full(3, 256), 16_384, threads=8).parallel == 3  # no idle workers
+@settings(max_examples=150, deadline=None)
+@given(lengths=st.lists(st.integers(1, 600), min_size=1, max_size=120), budget=st.integers(1, 5000))
+def test_plan_invariants(lengths, budget):
+    plan = plan_batches(np.array(lengths, dtype=np.int64), budget)
+    # Longest first, ties by lower index.
+    assert plan.order.tolist() == sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    covered = []
+    for first, rows, width in zip(plan.batch_first, plan.batch_rows, plan.batch_width, strict=True):
+        assert first == len(covered)  # consecutive slices of the order
+        members = [lengths[i] for i in plan.order[first : first + rows]]
+        covered += members
+        assert width == max(members)  # padded only to its own longest member
+        assert rows * width <= budget or rows == 1
+    assert len(covered) == len(lengths)
+    assert plan.padded_tokens == sum(
+        int(r) * int(w) for r, w in zip(plan.batch_rows, plan.batch_width, strict=True)
+    )
+    assert 0.0 <= plan.padding_waste < 1.0
 
 
-def test_budget_bounds_the_tokens_in_flight():
-    assert plan_runs(np.full(10, 256), 600, threads=8).parallel == 2
-    # A sequence longer than the budget still runs: alone.
-    plan = plan_runs(np.array([10, 700, 10]), 512, threads=4)
-    assert plan.order.tolist() == [1, 0, 2]
-    assert plan.parallel == 1 and plan.peak_tokens == 700
+def test_equal_lengths_fill_the_budget():
+    plan = plan_batches(np.full(100, 256), 4096)
+    assert plan.batch_rows.tolist() == [16] * 6 + [4]
+    assert plan.padding_waste == 0.0
 
 
-def test_default_budget_and_threads():
+def test_sorting_cuts_padding_against_arrival_order():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 500, size=400)
+    plan = plan_batches(lengths, 4096)
+    # Arrival order in fixed batches of 16, padded to each batch's longest.
+    padded_arrival = sum(len(c) * c.max() for c in np.array_split(lengths, len(lengths) // 16))
+    assert plan.padded_tokens < 0.75 * padded_arrival
+    assert plan.padding_waste < 0.03
+
+
+def test_row_longer_than_budget_runs_alone():
+    plan = plan_batches(np.array([10, 700, 10]), 512)
+    assert plan.order[0] == 1
+    assert plan.batch_rows.tolist() == [1, 2]
+
+
+def test_default_budget():
     assert DEFAULT_BATCH_TOKENS == _core.DEFAULT_BATCH_TOKENS > 0
-    plan = plan_runs(np.array([3, 4]))
-    assert plan.parallel == min(2, _core.default_thread_count())
-    assert plan_runs(np.zeros(0, dtype=np.int64)).parallel == 0
+    plan = plan_batches(np.array([3, 4]))
+    assert plan.num_batches == 1
 
 
 @pytest.mark.parametrize(
-    ("lengths", "budget", "threads", "message"),
-    [
-        ([3, 0, 2], 10, 1, "no tokens"),
-        ([3], 0, 1, "batch_tokens"),
-        ([3], 10, 0, "threads"),
-        ([-1], 10, 1, "non-negative"),
-    ],
+    ("lengths", "budget", "message"),
+    [([3, 0, 2], 10, "no tokens"), ([3], 0, "batch_tokens"), ([-1], 10, "non-negative")],
 )
-def test_bad_plans_raise_in_the_core(lengths, budget, threads, message):
-    with pytest.raises(ValueError, match=message):
-        _core.plan_runs(np.array(lengths), budget, threads)
+def test_bad_plans_raise(lengths, budget, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        if budget == 0:
+            _core.plan_batches(np.array(lengths), budget)
+        else:
+            plan_batches(np.array(lengths), budget)
 
 
-def test_plan_arguments_are_checked():
+def test_batch_tokens_argument_is_checked():
     with pytest.raises(ValueError, match="batch_tokens"):
-        plan_runs(np.array([3]), 0)
+        plan_batches(np.array([3]), 0)
     with pytest.raises(TypeError, match="batch_tokens"):
-        plan_runs(np.array([3]), 2.5)
-    with pytest.raises(ValueError, match="threads"):
-        plan_runs(np.array([3]), 10, threads=0)
-    with pytest.raises(TypeError, match="threads"):
-        plan_runs(np.array([3]), 10, threads="2")
+        plan_batches(np.array([3]), 2.5)
 
 
 @pytest.mark.parametrize(
@@ -102,18 +155,18 @@ def test_session_checks_token_arrays(ce_dir, ids, offsets, message):
     _runtime.ensure_loaded()
     session = _core.CrossEncoderSession(str(ce_dir / "model.onnx"), threads=1, max_length=256)
     with pytest.raises(ValueError, match=message):
-        session.logits(np.array(ids), None, np.array(offsets, dtype=np.int64), 4096)
+        session.logits(np.array(ids), None, np.array(offsets, dtype=np.int64), 0, 4096)
 
 
 def test_session_type_ids_must_match_ids(ce_dir):
     _runtime.ensure_loaded()
     session = _core.CrossEncoderSession(str(ce_dir / "model.onnx"), threads=1)
     with pytest.raises(ValueError, match="type_ids"):
-        session.logits(np.array([5, 6]), np.array([0]), np.array([0, 2]), 4096)
+        session.logits(np.array([5, 6]), np.array([0]), np.array([0, 2]), 0, 4096)
 
 
 def test_out_of_vocabulary_id_is_an_error_not_a_crash(ce_dir):
     _runtime.ensure_loaded()
     session = _core.CrossEncoderSession(str(ce_dir / "model.onnx"), threads=1)
     with pytest.raises(RuntimeError, match="model.onnx"):
-        session.logits(np.array([5, 10**9]), None, np.array([0, 2]), 4096)
+        session.logits(np.array([5, 10**9]), None, np.array([0, 2]), 0, 4096)

@@ -120,8 +120,8 @@ def test_cpp_ranking_equals_the_python_cross_encoder(example_run):
     assert len(ranking) == len(passages)
     expected = CrossEncoder().rank(QUERY, passages)
     assert [r[0] for r in ranking] == [e["corpus_id"] for e in expected]
-    # The same token ids reach the same ONNX Runtime library, one pair per Run,
-    # so the logits are the same floats (printed with 9 digits).
+    # The same token ids reach the same ONNX Runtime library in the same
+    # batches, so the logits are the same floats (printed with 9 digits).
     np.testing.assert_array_equal(
         np.array([r[2] for r in ranking], dtype=np.float32),
         np.array([e["logit"] for e in expected], dtype=np.float32),

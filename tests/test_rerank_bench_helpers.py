@@ -39,21 +39,21 @@ def test_fixed_batches_pad_each_batch_to_its_longest():
 
 
 def test_ours_reports_the_plan_its_planner_makes():
-    """Ours runs every pair alone, longest first (secondopinion's planner): no padding."""
-    from secondopinion.batching import plan_runs
+    """Ours' padding waste comes from secondopinion's planner on the same lengths."""
+    from secondopinion.batching import plan_batches
 
     class Model:
         batch_tokens = 1024
-        threads = 2
 
     ours = contenders.Ours.__new__(contenders.Ours)
     ours.model = Model()
     lengths = np.random.default_rng(0).integers(5, 300, 500)
     plan = ours.batch_plan(lengths)
-    real = plan_runs(lengths, 1024, 2)
-    assert plan == [(1, int(lengths[i])) for i in real.order.tolist()]
-    assert [w for _, w in plan] == sorted(lengths.tolist(), reverse=True)
-    assert contenders.padding_waste(plan, lengths) == 0.0
+    real = plan_batches(lengths, 1024)
+    assert plan == list(zip(real.batch_rows.tolist(), real.batch_width.tolist(), strict=True))
+    assert sum(rows for rows, _ in plan) == len(lengths)
+    pad_per_real = (real.padded_tokens - real.real_tokens) / real.real_tokens
+    assert contenders.padding_waste(plan, lengths) == pytest.approx(pad_per_real)
 
 
 @pytest.fixture(scope="module")

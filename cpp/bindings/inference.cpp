@@ -26,7 +26,7 @@ struct BorrowedSequences {
 };
 
 BorrowedSequences borrow(const IdArray& ids, const std::optional<IdArray>& type_ids,
-                         const IdArray& offsets) {
+                         const IdArray& offsets, std::int64_t pad_id) {
   if (ids.ndim() != 1 || offsets.ndim() != 1) {
     throw py::value_error("ids and offsets must be one-dimensional");
   }
@@ -39,6 +39,7 @@ BorrowedSequences borrow(const IdArray& ids, const std::optional<IdArray>& type_
   b.seqs.type_ids = type_ids ? type_ids->data() : nullptr;
   b.seqs.offsets = offsets.data();
   b.seqs.count = static_cast<std::size_t>(offsets.size() - 1);
+  b.seqs.pad_id = pad_id;
   b.ids_size = static_cast<std::size_t>(ids.size());
   return b;
 }
@@ -61,34 +62,46 @@ SessionConfig session_config(int threads, bool cpu_mem_arena, bool memory_patter
 
 void bind_inference(py::module_& m) {
   m.attr("DEFAULT_BATCH_TOKENS") = kDefaultBatchTokens;
+  m.attr("DEFAULT_BATCH_OVERHEAD_TOKENS") = kDefaultBatchOverheadTokens;
   m.def("default_thread_count", &default_thread_count,
         "Physical cores available to this process (affinity and cgroup quota respected).");
 
   m.def(
-      "plan_runs",
-      [](const IdArray& lengths, std::size_t batch_tokens, std::size_t threads) {
+      "plan_batches",
+      [](const IdArray& lengths, std::size_t batch_tokens, std::size_t batch_overhead_tokens) {
         if (lengths.ndim() != 1) throw py::value_error("lengths must be one-dimensional");
         std::vector<std::size_t> lens(static_cast<std::size_t>(lengths.size()));
         for (py::ssize_t i = 0; i < lengths.size(); ++i) {
           if (lengths.data()[i] < 0) throw py::value_error("lengths must be non-negative");
           lens[static_cast<std::size_t>(i)] = static_cast<std::size_t>(lengths.data()[i]);
         }
-        RunPlan plan;
+        BatchPlan plan;
         {
           py::gil_scoped_release release;
-          plan = plan_runs(lens, batch_tokens, threads);
+          plan = plan_batches(lens, batch_tokens, batch_overhead_tokens);
         }
         py::array_t<std::int64_t> order(static_cast<py::ssize_t>(plan.order.size()));
         std::copy(plan.order.begin(), plan.order.end(), order.mutable_data());
+        const auto nb = static_cast<py::ssize_t>(plan.batches.size());
+        py::array_t<std::int64_t> first(nb), rows(nb), width(nb);
+        for (py::ssize_t i = 0; i < nb; ++i) {
+          const Batch& b = plan.batches[static_cast<std::size_t>(i)];
+          first.mutable_data()[i] = static_cast<std::int64_t>(b.first);
+          rows.mutable_data()[i] = static_cast<std::int64_t>(b.rows);
+          width.mutable_data()[i] = static_cast<std::int64_t>(b.width);
+        }
         py::dict out;
         out["order"] = order;
-        out["parallel"] = plan.parallel;
+        out["batch_first"] = first;
+        out["batch_rows"] = rows;
+        out["batch_width"] = width;
         out["real_tokens"] = plan.real_tokens;
-        out["peak_tokens"] = plan.peak_tokens;
+        out["padded_tokens"] = plan.padded_tokens;
         return out;
       },
-      py::arg("lengths"), py::arg("batch_tokens"), py::arg("threads"),
-      "Order sequences longest first and say how many run side by side, one per Run.");
+      py::arg("lengths"), py::arg("batch_tokens"),
+      py::arg("batch_overhead_tokens") = kDefaultBatchOverheadTokens,
+      "Sort sequence lengths and cut them into batches under a padded-token budget.");
 
   py::class_<CrossEncoder>(m, "CrossEncoderSession")
       .def(py::init([](const std::string& model_path, int threads, std::size_t max_length,
@@ -105,8 +118,8 @@ void bind_inference(py::module_& m) {
       .def(
           "logits",
           [](const CrossEncoder& self, const IdArray& ids, const std::optional<IdArray>& type_ids,
-             const IdArray& offsets, std::size_t batch_tokens) {
-            const BorrowedSequences b = borrow(ids, type_ids, offsets);
+             const IdArray& offsets, std::int64_t pad_id, std::size_t batch_tokens) {
+            const BorrowedSequences b = borrow(ids, type_ids, offsets, pad_id);
             py::array_t<float> out(static_cast<py::ssize_t>(b.seqs.count));
             float* dst = out.mutable_data();
             {
@@ -115,9 +128,9 @@ void bind_inference(py::module_& m) {
             }
             return out;
           },
-          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("batch_tokens"),
-          "One float32 logit per sequence (for a [B, 2] head: l1 - l0), in input order;\n"
-          "each sequence is its own Run, at most batch_tokens tokens in flight at once.")
+          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("pad_id"),
+          py::arg("batch_tokens"),
+          "One float32 logit per sequence (for a [B, 2] head: l1 - l0), in input order.")
       .def_property_readonly("num_logits", &CrossEncoder::num_logits)
       .def_property_readonly("output_name", &CrossEncoder::output_name)
       .def_property_readonly("max_length", &CrossEncoder::max_length)
@@ -145,8 +158,8 @@ void bind_inference(py::module_& m) {
       .def(
           "encode",
           [](const Embedder& self, const IdArray& ids, const std::optional<IdArray>& type_ids,
-             const IdArray& offsets, std::size_t batch_tokens) {
-            const BorrowedSequences b = borrow(ids, type_ids, offsets);
+             const IdArray& offsets, std::int64_t pad_id, std::size_t batch_tokens) {
+            const BorrowedSequences b = borrow(ids, type_ids, offsets, pad_id);
             py::array_t<float> out({static_cast<py::ssize_t>(b.seqs.count),
                                     static_cast<py::ssize_t>(self.dimension())});
             float* dst = out.mutable_data();
@@ -156,7 +169,8 @@ void bind_inference(py::module_& m) {
             }
             return out;
           },
-          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("batch_tokens"), "float32 [n, dimension] pooled (and normalised) embeddings.")
+          py::arg("ids"), py::arg("type_ids"), py::arg("offsets"), py::arg("pad_id"),
+          py::arg("batch_tokens"), "float32 [n, dimension] pooled (and normalised) embeddings.")
       .def_property_readonly("dimension", &Embedder::dimension)
       .def_property_readonly("output_name", &Embedder::output_name)
       .def_property_readonly("max_length", &Embedder::max_length)

@@ -30,17 +30,20 @@ void CrossEncoder::logits(const TokenSequences& seqs, std::size_t ids_size,
                           std::size_t batch_tokens, float* out) const {
   validate_sequences(seqs, ids_size, max_length_);
   if (seqs.count == 0) return;
-  session_.run_all(seqs, session_.plan(seqs, batch_tokens), output_name_,
-                   [&](std::size_t seq, const Ort::Value& value) {
-                     const auto shape = value.GetTensorTypeAndShapeInfo().GetShape();
-                     if (shape.size() != 2 || shape[0] != 1 || (shape[1] != 1 && shape[1] != 2)) {
-                       throw std::runtime_error(session_.model_path() + ": output '" +
-                                                output_name_ +
-                                                "' is not [batch, 1] or [batch, 2] at run time");
-                     }
-                     const float* data = value.GetTensorData<float>();
-                     out[seq] = shape[1] == 1 ? data[0] : data[1] - data[0];
-                   });
+  const BatchPlan plan = plan_batches(seqs, batch_tokens);
+  session_.run_plan(seqs, plan, output_name_, [&](const Batch& batch, const Ort::Value& value) {
+    const auto shape = value.GetTensorTypeAndShapeInfo().GetShape();
+    if (shape.size() != 2 || shape[0] != static_cast<std::int64_t>(batch.rows) ||
+        (shape[1] != 1 && shape[1] != 2)) {
+      throw std::runtime_error(session_.model_path() + ": output '" + output_name_ +
+                               "' is not [batch, 1] or [batch, 2] at run time");
+    }
+    const float* data = value.GetTensorData<float>();
+    for (std::size_t r = 0; r < batch.rows; ++r) {
+      const std::size_t seq = plan.order[batch.first + r];
+      out[seq] = shape[1] == 1 ? data[r] : data[2 * r + 1] - data[2 * r];
+    }
+  });
 }
 
 std::vector<float> CrossEncoder::logits(const TokenSequences& seqs, std::size_t ids_size,

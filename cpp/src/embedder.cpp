@@ -39,11 +39,10 @@ Embedder::Embedder(const std::string& model_path, const SessionConfig& config,
     const std::int64_t ids[] = {0};
     const std::int64_t offsets[] = {0, 1};
     TokenSequences probe{ids, nullptr, offsets, 1, 0};
-    session_.run_all(probe, plan_runs(probe, 1, 1), output_name_,
-                     [&](std::size_t, const Ort::Value& value) {
-                       dimension_ = static_cast<std::size_t>(
-                           value.GetTensorTypeAndShapeInfo().GetShape().back());
-                     });
+    const BatchPlan plan = plan_batches(probe, 1);
+    session_.run_plan(probe, plan, output_name_, [&](const Batch&, const Ort::Value& value) {
+      dimension_ = static_cast<std::size_t>(value.GetTensorTypeAndShapeInfo().GetShape().back());
+    });
   }
 }
 
@@ -52,38 +51,39 @@ void Embedder::encode(const TokenSequences& seqs, std::size_t ids_size, std::siz
   validate_sequences(seqs, ids_size, max_length_);
   if (seqs.count == 0) return;
   const std::size_t dim = dimension_;
-  session_.run_all(seqs, session_.plan(seqs, batch_tokens), output_name_,
-                   [&](std::size_t seq, const Ort::Value& value) {
-                     const std::size_t len = seqs.length(seq);
-                     const auto shape = value.GetTensorTypeAndShapeInfo().GetShape();
-                     if (shape.size() != 3 || shape[0] != 1 ||
-                         shape[1] != static_cast<std::int64_t>(len) ||
-                         shape[2] != static_cast<std::int64_t>(dim)) {
-                       throw std::runtime_error(session_.model_path() + ": output '" +
-                                                output_name_ + "' is not [batch, tokens, " +
-                                                std::to_string(dim) + "] at run time");
-                     }
-                     pool(value.GetTensorData<float>(), len, out + seq * dim);
-                   });
-}
-
-void Embedder::pool(const float* states, std::size_t len, float* dst) const {
-  const std::size_t dim = dimension_;
-  // Sums in double: a 256-token mean in float would drift by more than the
-  // 1e-5 we test against.
-  const std::size_t rows = pooling_ == Pooling::kMean ? len : 1;
-  std::vector<double> sum(dim, 0.0);
-  for (std::size_t t = 0; t < rows; ++t) {
-    for (std::size_t d = 0; d < dim; ++d) sum[d] += states[t * dim + d];
-  }
-  double norm = 0.0;
-  for (std::size_t d = 0; d < dim; ++d) {
-    sum[d] /= static_cast<double>(rows);
-    norm += sum[d] * sum[d];
-  }
-  // Same floor as torch.nn.functional.normalize (eps 1e-12).
-  const double scale = normalize_ ? 1.0 / std::max(std::sqrt(norm), 1e-12) : 1.0;
-  for (std::size_t d = 0; d < dim; ++d) dst[d] = static_cast<float>(sum[d] * scale);
+  const BatchPlan plan = plan_batches(seqs, batch_tokens);
+  std::vector<double> sum(dim);
+  session_.run_plan(seqs, plan, output_name_, [&](const Batch& batch, const Ort::Value& value) {
+    const auto shape = value.GetTensorTypeAndShapeInfo().GetShape();
+    if (shape.size() != 3 || shape[0] != static_cast<std::int64_t>(batch.rows) ||
+        shape[1] != static_cast<std::int64_t>(batch.width) ||
+        shape[2] != static_cast<std::int64_t>(dim)) {
+      throw std::runtime_error(session_.model_path() + ": output '" + output_name_ +
+                               "' is not [batch, tokens, " + std::to_string(dim) + "] at run time");
+    }
+    const float* states = value.GetTensorData<float>();
+    for (std::size_t r = 0; r < batch.rows; ++r) {
+      const std::size_t seq = plan.order[batch.first + r];
+      const float* row = states + r * batch.width * dim;
+      // Rows are right-padded, so the attention mask is 1 exactly on the
+      // first `len` positions. Sums in double: a 512-token mean in float
+      // would drift by more than the 1e-5 we test against.
+      const std::size_t len = pooling_ == Pooling::kMean ? seqs.length(seq) : 1;
+      std::fill(sum.begin(), sum.end(), 0.0);
+      for (std::size_t t = 0; t < len; ++t) {
+        for (std::size_t d = 0; d < dim; ++d) sum[d] += row[t * dim + d];
+      }
+      double norm = 0.0;
+      for (std::size_t d = 0; d < dim; ++d) {
+        sum[d] /= static_cast<double>(len);
+        norm += sum[d] * sum[d];
+      }
+      // Same floor as torch.nn.functional.normalize (eps 1e-12).
+      const double scale = normalize_ ? 1.0 / std::max(std::sqrt(norm), 1e-12) : 1.0;
+      float* dst = out + seq * dim;
+      for (std::size_t d = 0; d < dim; ++d) dst[d] = static_cast<float>(sum[d] * scale);
+    }
+  });
 }
 
 std::vector<float> Embedder::encode(const TokenSequences& seqs, std::size_t ids_size,

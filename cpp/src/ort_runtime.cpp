@@ -71,8 +71,8 @@ std::string OrtRuntime::version() const { return api_base_->GetVersionString(); 
 
 Ort::Env& OrtRuntime::env() {
   std::call_once(env_once_, [this] {
-    // Global thread pools stay off: every Run is single-threaded (see
-    // session.hpp) and a call's parallelism comes from its own workers.
+    // Global thread pools stay off: each session sizes its own intra-op pool
+    // from the caller's `threads`, so two models do not fight over one pool.
     env_ = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "secondopinion");
   });
   return *env_;

@@ -2,12 +2,7 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
-#include <exception>
-#include <mutex>
 #include <stdexcept>
-#include <system_error>
-#include <thread>
 
 #include "secondopinion/npy.hpp"
 #include "secondopinion/ort_runtime.hpp"
@@ -27,11 +22,10 @@ std::string join(const std::vector<std::string>& names) {
   return out.empty() ? "none" : out;
 }
 
-Ort::SessionOptions make_options(const SessionConfig& config) {
+Ort::SessionOptions make_options(const SessionConfig& config, int threads) {
   Ort::SessionOptions options;
   options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
-  // One thread per Run: the calling thread, no pool (see SessionConfig::threads).
-  options.SetIntraOpNumThreads(1);
+  options.SetIntraOpNumThreads(threads);
   options.SetInterOpNumThreads(1);
   options.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);
   if (config.cpu_mem_arena) {
@@ -44,6 +38,10 @@ Ort::SessionOptions make_options(const SessionConfig& config) {
   } else {
     options.DisableMemPattern();
   }
+  // Worker threads spin while a call runs (cheap hand-offs between ops) but
+  // stop as soon as the last concurrent Run returns: between calls the
+  // caller's own work (tokenising, BM25, Python) gets the cores.
+  options.AddConfigEntry("session.force_spinning_stop", "1");
   return options;
 }
 
@@ -93,7 +91,7 @@ Session::Session(const std::string& model_path, const SessionConfig& config)
   Ort::Env& env = OrtRuntime::instance().env();
   std::vector<NpyArray> arrays;  // must outlive the session's creation
   try {
-    Ort::SessionOptions options = make_options(config);
+    Ort::SessionOptions options = make_options(config, threads_);
     add_external_initializers(config.external_initializers, options, arrays);
     session_ = Ort::Session(env, model_path.c_str(), options);
   } catch (const Ort::Exception& e) {
@@ -164,30 +162,20 @@ const OutputInfo* Session::find_output(const std::string& name) const {
   return nullptr;
 }
 
-RunPlan Session::plan(const TokenSequences& seqs, std::size_t batch_tokens) const {
-  return plan_runs(seqs, batch_tokens, static_cast<std::size_t>(threads_));
-}
-
-Ort::Value Session::run_one(const TokenSequences& seqs, std::size_t seq,
-                            const std::string& output_name, std::vector<std::int64_t>& ones,
-                            std::vector<std::int64_t>& zeros) const {
-  const std::size_t len = seqs.length(seq);
-  const std::int64_t begin = seqs.offsets[seq];
-  const std::array<std::int64_t, 2> shape{1, static_cast<std::int64_t>(len)};
-  if (ones.size() < len) ones.resize(len, 1);
-  if (zeros.size() < len) zeros.resize(len, 0);
+Ort::Value Session::run(PaddedBatch& batch, const std::string& output_name) const {
+  const std::array<std::int64_t, 2> shape{static_cast<std::int64_t>(batch.rows),
+                                          static_cast<std::int64_t>(batch.width)};
+  const std::size_t cells = batch.rows * batch.width;
   std::vector<Ort::Value> inputs;
   std::vector<const char*> names;
   inputs.reserve(input_names_.size());
   for (const auto& name : input_names_) {
-    // The tensors borrow the caller's token arrays (ONNX Runtime does not
-    // write to inputs, hence the const_cast): no copy, no padding.
-    const std::int64_t* data = name == kInputIds        ? seqs.ids + begin
-                               : name == kAttentionMask ? ones.data()
-                               : seqs.type_ids != nullptr ? seqs.type_ids + begin
-                                                          : zeros.data();
-    inputs.push_back(Ort::Value::CreateTensor<std::int64_t>(
-        memory_, const_cast<std::int64_t*>(data), len, shape.data(), shape.size()));
+    std::vector<std::int64_t>& data = name == kInputIds        ? batch.input_ids
+                                      : name == kAttentionMask ? batch.attention_mask
+                                                               : batch.token_type_ids;
+    // The tensors borrow the batch's buffers: no copy.
+    inputs.push_back(
+        Ort::Value::CreateTensor<std::int64_t>(memory_, data.data(), cells, shape.data(), shape.size()));
     names.push_back(name.c_str());
   }
   const char* output_names[] = {output_name.c_str()};
@@ -196,48 +184,10 @@ Ort::Value Session::run_one(const TokenSequences& seqs, std::size_t seq,
                                 output_names, 1);
     return std::move(outputs.front());
   } catch (const Ort::Exception& e) {
-    // "a batch of 1 x N": the shape ONNX Runtime was given (README quotes this message).
-    throw std::runtime_error(model_path_ + ": inference failed on a batch of 1 x " +
-                             std::to_string(len) + " tokens: " + e.what());
+    throw std::runtime_error(model_path_ + ": inference failed on a batch of " +
+                             std::to_string(batch.rows) + " x " + std::to_string(batch.width) +
+                             " tokens: " + e.what());
   }
-}
-
-void Session::run_all(const TokenSequences& seqs, const RunPlan& plan,
-                      const std::string& output_name, const Consume& consume) const {
-  std::atomic<std::size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr first_error;
-  std::mutex error_mutex;
-  auto work = [&]() {
-    std::vector<std::int64_t> ones, zeros;
-    try {
-      for (std::size_t k = next.fetch_add(1); k < plan.order.size() && !failed.load();
-           k = next.fetch_add(1)) {
-        const std::size_t seq = plan.order[k];
-        const Ort::Value output = run_one(seqs, seq, output_name, ones, zeros);
-        consume(seq, output);
-      }
-    } catch (...) {
-      const std::lock_guard<std::mutex> lock(error_mutex);
-      if (!first_error) first_error = std::current_exception();
-      failed.store(true);
-    }
-  };
-  const std::size_t parallel = std::min(std::max<std::size_t>(plan.parallel, 1), plan.order.size());
-  std::vector<std::thread> helpers;
-  // Reserved before any thread starts: past this point only the thread's own
-  // creation can throw, and then the started ones still get joined.
-  helpers.reserve(parallel);
-  for (std::size_t t = 1; t < parallel; ++t) {
-    try {
-      helpers.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // no thread to be had: the workers already started do the rest
-    }
-  }
-  work();
-  for (std::thread& helper : helpers) helper.join();
-  if (first_error) std::rethrow_exception(first_error);
 }
 
 }  // namespace secondopinion

@@ -13,52 +13,30 @@ namespace topk_detail {
 std::size_t filter_greater_avx2(const float* scores, std::size_t begin, std::size_t end,
                                 float threshold, std::uint64_t* out, std::size_t* count,
                                 std::size_t capacity) {
-  // 64 values per step. Past the first few thousand values almost no block
-  // holds a survivor, so the common path is 8 compares (each with its load)
-  // OR-ed into one vector and one test: about the work of a max() pass. The
-  // eight per-vector masks (vmovmskps, one port on most cores) are extracted
-  // only for a block with a survivor. Comparing each vector to the threshold
-  // (rather than taking a block maximum first) keeps NaN out by construction:
-  // _CMP_GT_OQ is ordered, so NaN never passes.
-  constexpr std::size_t kBlock = 64;
-  static_assert(kBlock <= kMaxFilterBlock);
+  // 32 values per step: four independent compares keep the loads in flight; the
+  // survivors' bit mask is walked only when a block has any.
+  constexpr std::size_t kBlock = 32;
   const __m256 t = _mm256_set1_ps(threshold);
   std::size_t c = *count;
   std::size_t i = begin;
-  for (; i + kBlock <= end; i += kBlock) {
-    if (c + kBlock > capacity) {
-      *count = c;
-      return i;  // nearly full: the caller cuts the buffer and calls again
-    }
+  for (; i + kBlock <= end && c + kBlock <= capacity; i += kBlock) {
     const float* p = scores + i;
-    const __m256 g0 = _mm256_cmp_ps(_mm256_loadu_ps(p), t, _CMP_GT_OQ);
-    const __m256 g1 = _mm256_cmp_ps(_mm256_loadu_ps(p + 8), t, _CMP_GT_OQ);
-    const __m256 g2 = _mm256_cmp_ps(_mm256_loadu_ps(p + 16), t, _CMP_GT_OQ);
-    const __m256 g3 = _mm256_cmp_ps(_mm256_loadu_ps(p + 24), t, _CMP_GT_OQ);
-    const __m256 g4 = _mm256_cmp_ps(_mm256_loadu_ps(p + 32), t, _CMP_GT_OQ);
-    const __m256 g5 = _mm256_cmp_ps(_mm256_loadu_ps(p + 40), t, _CMP_GT_OQ);
-    const __m256 g6 = _mm256_cmp_ps(_mm256_loadu_ps(p + 48), t, _CMP_GT_OQ);
-    const __m256 g7 = _mm256_cmp_ps(_mm256_loadu_ps(p + 56), t, _CMP_GT_OQ);
-    const __m256 any = _mm256_or_ps(_mm256_or_ps(_mm256_or_ps(g0, g1), _mm256_or_ps(g2, g3)),
-                                    _mm256_or_ps(_mm256_or_ps(g4, g5), _mm256_or_ps(g6, g7)));
-    // A passing lane is all ones, so its sign bit is set: testz is 1 when none passed.
-    if (_mm256_testz_ps(any, any)) continue;
-    std::uint64_t mask =
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g0))) |
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g1))) << 8 |
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g2))) << 16 |
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g3))) << 24 |
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g4))) << 32 |
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g5))) << 40 |
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g6))) << 48 |
-        static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(g7))) << 56;
+    // _CMP_GT_OQ: ordered, so NaN never passes.
+    const unsigned m0 = static_cast<unsigned>(
+        _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p), t, _CMP_GT_OQ)));
+    const unsigned m1 = static_cast<unsigned>(
+        _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + 8), t, _CMP_GT_OQ)));
+    const unsigned m2 = static_cast<unsigned>(
+        _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + 16), t, _CMP_GT_OQ)));
+    const unsigned m3 = static_cast<unsigned>(
+        _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + 24), t, _CMP_GT_OQ)));
+    unsigned mask = m0 | (m1 << 8) | (m2 << 16) | (m3 << 24);
     while (mask != 0) {
-      const unsigned j = static_cast<unsigned>(__builtin_ctzll(mask));
+      const unsigned j = static_cast<unsigned>(__builtin_ctz(mask));
       out[c++] = make_key(p[j], i + j);
       mask &= mask - 1;
     }
   }
-  // The last values, fewer than one block.
   for (; i < end && c < capacity; ++i) {
     if (scores[i] > threshold) out[c++] = make_key(scores[i], i);
   }

@@ -140,8 +140,9 @@ void run_calls(const secondopinion::Reranker& reranker, const std::vector<Input>
   for (auto& th : pool) th.join();
 }
 
-// Tokens of an input's pairs, longest pair times pair count: a bound on what
-// its Runs in flight take from ONNX Runtime's arena.
+// Padded tokens of an input's one batch (at most 8 pairs of at most
+// max_length tokens fit one batch of the default budget): what its activations
+// take from ONNX Runtime's arena.
 std::size_t padded_tokens(const secondopinion::Reranker& reranker, const Input& in) {
   const auto batch = reranker.tokenizer().encode_pairs(in.query, in.passages,
                                                        reranker.query_max_tokens(),
@@ -152,9 +153,9 @@ std::size_t padded_tokens(const secondopinion::Reranker& reranker, const Input& 
 }
 
 // Every thread runs the largest inputs at the same moment, several times: the
-// most arena memory the run can need at once (threads x largest input). ONNX
+// most arena memory the run can need at once (threads x largest batch). ONNX
 // Runtime's arena keeps what it grew to, so without this the baseline would
-// be taken before the first time that many large inputs happen to coincide,
+// be taken before the first time that many large batches happen to coincide,
 // and that one-off growth would read as a leak.
 std::size_t peak_load(const secondopinion::Reranker& reranker, const std::vector<Input>& inputs,
                       const std::vector<std::vector<float>>& expected, std::size_t threads,
@@ -189,7 +190,7 @@ int run_concurrency_check(const secondopinion::Reranker& reranker,
   const std::vector<Input> inputs = make_inputs(queries, passages, options);
   std::size_t per_kind[4] = {};
   for (const Input& in : inputs) ++per_kind[static_cast<int>(in.kind)];
-  std::printf("concurrency check: %zu threads sharing one Reranker (%d Runs side by side), %zu calls "
+  std::printf("concurrency check: %zu threads sharing one Reranker (%d intra-op threads), %zu calls "
               "over %zu distinct inputs (answerable %zu, unrelated %zu, empty %zu, very long %zu), "
               "1-%zu passages per call\n",
               options.threads, reranker.cross_encoder().session().threads(), options.calls,

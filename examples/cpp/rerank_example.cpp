@@ -40,7 +40,7 @@ void usage() {
                "usage: secondopinion_rerank --model DIR [--ort-lib PATH] [--query TEXT]\n"
                "         [--passages FILE] [--top N] [--bm25 N] [--max-length N]\n"
                "         [--query-max-tokens N]\n"
-               "         [--session-threads N]\n"
+               "         [--intra-op-threads N]\n"
                "       secondopinion_rerank --model DIR --passages FILE --queries FILE\n"
                "         --concurrency-check [--threads N] [--calls N] [--distinct N]\n"
                "         [--warmup N] [--max-candidates N] [--max-rss-growth F]\n");
@@ -108,7 +108,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--bm25") a.bm25 = parse_count(flag, value);
     else if (flag == "--max-length") a.reranker.max_length = parse_count(flag, value);
     else if (flag == "--query-max-tokens") a.reranker.query_max_tokens = parse_count(flag, value);
-    else if (flag == "--session-threads") a.reranker.session.threads = static_cast<int>(parse_count(flag, value));
+    else if (flag == "--intra-op-threads") a.reranker.session.threads = static_cast<int>(parse_count(flag, value));
     else if (flag == "--threads") a.concurrency.threads = parse_count(flag, value);
     else if (flag == "--calls") a.concurrency.calls = parse_count(flag, value);
     else if (flag == "--distinct") a.concurrency.distinct = parse_count(flag, value);

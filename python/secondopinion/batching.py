@@ -1,18 +1,11 @@
-"""How the C++ core runs a call's sequences (for inspection and benchmarks).
+"""How the C++ core groups sequences into batches (for inspection and benchmarks).
 
-Every sequence is its own ONNX Runtime Run, unpadded: a dynamically quantised
-model computes its activation scales per Run, so a sequence that shared a Run
-with others got a score that depended on them (by up to 0.85 logit). Alone, a
-pair's logit and a text's embedding are functions of their own tokens, whatever
-else the call holds, in whatever order, with whatever ``batch_tokens`` or
-``threads``.
-
-Runs are single-threaded inside ONNX Runtime; a call runs ``threads`` of them
-side by side, longest sequence first, each worker taking the next one when it is
-free. ``batch_tokens`` bounds the tokens in flight at once (summed over the Runs
-side by side), which bounds a call's activation memory: ``parallel`` is
-``min(threads, sequences, batch_tokens // longest)``, at least 1.
-:class:`RunPlan` shows the result.
+Sequences are sorted by length, longest first, and the sorted list is cut
+into batches that minimise the padded tokens computed plus a fixed cost per
+batch (:data:`DEFAULT_BATCH_OVERHEAD_TOKENS`), each batch holding at most
+``batch_tokens`` padded tokens (rows x its longest row) and padded only to its
+own longest row. :class:`BatchPlan` shows the result, e.g. how much of the
+computed work is padding.
 """
 
 from __future__ import annotations
@@ -24,46 +17,48 @@ import numpy as np
 from . import _core
 from ._args import check_optional_positive_int
 
-#: Tokens in flight at once when none is given (see cpp/include/secondopinion/batching.hpp).
+#: Padded tokens per batch when none is given (see cpp/include/secondopinion/batching.hpp).
 DEFAULT_BATCH_TOKENS: int = int(_core.DEFAULT_BATCH_TOKENS)
+#: The cost of one more batch (one more ONNX Runtime Run), in tokens of compute.
+DEFAULT_BATCH_OVERHEAD_TOKENS: int = int(_core.DEFAULT_BATCH_OVERHEAD_TOKENS)
 
 
 @dataclass(frozen=True)
-class RunPlan:
-    """Sequences ``order`` (longest first), one per Run, ``parallel`` Runs at a time."""
+class BatchPlan:
+    """Batches over sequences ``order[first : first + rows]``, each ``width`` tokens wide."""
 
     order: np.ndarray
-    parallel: int
+    batch_first: np.ndarray
+    batch_rows: np.ndarray
+    batch_width: np.ndarray
     real_tokens: int
-    #: The most tokens in flight at once: the ``parallel`` longest lengths summed.
-    peak_tokens: int
+    padded_tokens: int
 
     @property
-    def num_runs(self) -> int:
-        return int(self.order.shape[0])
+    def num_batches(self) -> int:
+        return int(self.batch_rows.shape[0])
+
+    @property
+    def padding_waste(self) -> float:
+        """Fraction of the computed tokens that are padding."""
+        return 0.0 if self.padded_tokens == 0 else 1.0 - self.real_tokens / self.padded_tokens
 
 
-def plan_runs(
+def plan_batches(
     lengths: np.ndarray,
     batch_tokens: int | None = None,
-    threads: int | None = None,
-) -> RunPlan:
-    """The plan the C++ core follows for sequences of these token lengths.
-
-    Args:
-        lengths: token count of each sequence (each >= 1).
-        batch_tokens: tokens in flight at once; ``None`` uses
-            :data:`DEFAULT_BATCH_TOKENS`. A sequence longer than the budget
-            still runs, alone.
-        threads: Runs side by side at most; ``None`` uses this machine's
-            physical cores, as :class:`~secondopinion.CrossEncoder` does.
-    """
+    batch_overhead_tokens: int = DEFAULT_BATCH_OVERHEAD_TOKENS,
+) -> BatchPlan:
+    """The plan the C++ core follows for sequences of these token lengths."""
     budget = check_optional_positive_int(batch_tokens, "batch_tokens") or DEFAULT_BATCH_TOKENS
-    workers = check_optional_positive_int(threads, "threads") or int(_core.default_thread_count())
-    raw = _core.plan_runs(np.asarray(lengths, dtype=np.int64), budget, workers)
-    return RunPlan(
+    if batch_overhead_tokens < 0:
+        raise ValueError(f"batch_overhead_tokens must be >= 0, got {batch_overhead_tokens}")
+    raw = _core.plan_batches(np.asarray(lengths, dtype=np.int64), budget, batch_overhead_tokens)
+    return BatchPlan(
         order=raw["order"],
-        parallel=int(raw["parallel"]),
+        batch_first=raw["batch_first"],
+        batch_rows=raw["batch_rows"],
+        batch_width=raw["batch_width"],
         real_tokens=int(raw["real_tokens"]),
-        peak_tokens=int(raw["peak_tokens"]),
+        padded_tokens=int(raw["padded_tokens"]),
     )

@@ -1,12 +1,9 @@
 """Bi-encoder embeddings: texts to unit vectors with an ONNX model from C++.
 
 For sentence-transformers models such as all-MiniLM-L6-v2: the model runs in
-ONNX Runtime from C++ (each text its own unpadded Run, ``threads`` side by side,
-GIL released) and outputs token states; pooling (mean over the tokens, or
-[CLS]) and L2 normalisation follow in C++, as ``secondopinion.json`` says. A
-text's vector depends on its own tokens only, not on the other texts of the
-call, their order, ``batch_tokens`` or ``threads`` (see
-:mod:`secondopinion.batching`).
+ONNX Runtime from C++ (batched by length, GIL released) and outputs token
+states; pooling (mean over the attention mask, or [CLS]) and L2 normalisation
+follow in C++, as ``secondopinion.json`` says.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import numpy as np
 from . import _core
 from ._args import check_max_length, check_optional_positive_int, check_texts
 from ._runtime import ensure_loaded
-from .batching import DEFAULT_BATCH_TOKENS, RunPlan, plan_runs
+from .batching import DEFAULT_BATCH_TOKENS, BatchPlan, plan_batches
 from .model_dir import EMBEDDER, ModelConfig, open_model_dir
 from .tokenize import ModelTokenizer, TokenizedBatch
 
@@ -32,15 +29,12 @@ class Embedder:
         model_dir: a model directory (``model.onnx``, ``tokenizer.json``,
             ``secondopinion.json`` of kind "embedder"); ``None`` for the
             package's default model.
-        threads: texts embedded side by side, each in its own single-threaded
-            ONNX Runtime Run; ``None`` uses this machine's physical cores.
-            Vectors do not depend on it.
+        threads: ONNX Runtime intra-op threads; ``None`` uses this machine's
+            physical cores.
         max_length: tokens per text, special tokens included; ``None`` uses the
             model's. Longer texts are cut (see ``return_truncated``).
-        batch_tokens: the most tokens in flight at once, summed over the
-            texts running side by side (a bound on activation memory); ``None``
-            uses :data:`secondopinion.batching.DEFAULT_BATCH_TOKENS`. Vectors
-            do not depend on it.
+        batch_tokens: padded tokens per batch; ``None`` uses
+            :data:`secondopinion.batching.DEFAULT_BATCH_TOKENS`.
 
     One instance may be shared by any number of threads calling at once.
     """
@@ -83,7 +77,9 @@ class Embedder:
         probe = self.tokenizer.limits_batch(self.max_length, pair=False)
         type_ids = probe.type_ids if self._session.uses_token_type_ids else None
         try:
-            self._session.encode(probe.ids, type_ids, probe.offsets, self.max_length)
+            self._session.encode(
+                probe.ids, type_ids, probe.offsets, self.tokenizer.pad_id, self.max_length
+            )
         except RuntimeError as exc:
             raise directory.misfit(self.max_length, exc) from None
 
@@ -104,10 +100,10 @@ class Embedder:
         """The token sequences :meth:`encode` would run for ``texts``."""
         return self.tokenizer.encode_texts(check_texts(texts, "texts"), max_length=self.max_length)
 
-    def plan(self, texts: Sequence[str], batch_tokens: int | None = None) -> RunPlan:
-        """The Runs :meth:`encode` would make for ``texts``: their order and parallelism."""
+    def plan(self, texts: Sequence[str], batch_tokens: int | None = None) -> BatchPlan:
+        """The batches :meth:`encode` would run for ``texts``."""
         budget = check_optional_positive_int(batch_tokens, "batch_tokens") or self._batch_tokens
-        return plan_runs(self.tokenize(texts).lengths, budget, self.threads)
+        return plan_batches(self.tokenize(texts).lengths, budget)
 
     @overload
     def encode(
@@ -147,7 +143,9 @@ class Embedder:
             return (empty, np.zeros(0, dtype=bool)) if return_truncated else empty
         batch = self.tokenizer.encode_texts(items, max_length=self.max_length)
         type_ids = batch.type_ids if self._session.uses_token_type_ids else None
-        vectors = self._session.encode(batch.ids, type_ids, batch.offsets, budget)
+        vectors = self._session.encode(
+            batch.ids, type_ids, batch.offsets, self.tokenizer.pad_id, budget
+        )
         return (vectors, batch.truncated) if return_truncated else vectors
 
     def __repr__(self) -> str:

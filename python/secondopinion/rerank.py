@@ -1,11 +1,9 @@
 """Cross-encoder reranking: score (query, passage) pairs with an ONNX model from C++.
 
-Pairs are tokenised here (``tokenizers``, in Rust), then the C++ core runs
-each pair as its own ONNX Runtime Run (unpadded), ``threads`` of them side by
-side, longest first, with the GIL released, and returns one logit per pair in
-input order. A pair's logit depends on its own tokens only: not on the other
-pairs of the call, their order, ``batch_tokens`` or ``threads`` (see
-:mod:`secondopinion.batching` for why and how).
+Pairs are tokenised here (``tokenizers``, in Rust), then the C++ core sorts
+them by length, cuts them into batches under a padded-token budget, pads each
+batch only to its own longest pair, runs ONNX Runtime with the GIL released,
+and returns one logit per pair in input order.
 
 Probabilities are ``sigmoid(logit)`` computed in float64 and stored as
 float32. float32 cannot hold a probability between 1 - 6e-8 and 1, so every
@@ -26,7 +24,7 @@ import numpy as np
 from . import _core
 from ._args import check_max_length, check_optional_positive_int, check_positive_int, check_texts
 from ._runtime import ensure_loaded
-from .batching import DEFAULT_BATCH_TOKENS, RunPlan, plan_runs
+from .batching import DEFAULT_BATCH_TOKENS, BatchPlan, plan_batches
 from .model_dir import CROSS_ENCODER, ModelConfig, ModelFormatError, open_model_dir
 from .tokenize import ModelTokenizer, TokenizedBatch
 
@@ -51,18 +49,14 @@ class CrossEncoder:
         model_dir: a model directory (``model.onnx``, ``tokenizer.json``,
             ``secondopinion.json`` of kind "cross-encoder"); ``None`` for the
             package's default model.
-        threads: pairs scored side by side, each in its own single-threaded
-            ONNX Runtime Run; ``None`` uses this machine's physical cores
-            (affinity and container quota respected). Scores do not depend on it.
+        threads: ONNX Runtime intra-op threads; ``None`` uses this machine's
+            physical cores (affinity and container quota respected).
         max_length: tokens per pair, special tokens included; ``None`` uses the
             model's, and more than the model's is refused.
         query_max_tokens: the query is cut to this many tokens; the passage
             fills the rest of ``max_length``.
-        batch_tokens: the most tokens in flight at once, summed over the
-            pairs running side by side (a bound on activation memory: fewer
-            pairs run at once when it binds; a longer pair still runs, alone);
-            ``None`` uses :data:`secondopinion.batching.DEFAULT_BATCH_TOKENS`.
-            Scores do not depend on it.
+        batch_tokens: padded tokens per batch (rows x longest row); ``None``
+            uses :data:`secondopinion.batching.DEFAULT_BATCH_TOKENS`.
 
     One instance may be shared by any number of threads calling at once.
 
@@ -123,13 +117,15 @@ class CrossEncoder:
         probe = self.tokenizer.limits_batch(self.max_length, pair=True)
         type_ids = probe.type_ids if self._session.uses_token_type_ids else None
         try:
-            self._session.logits(probe.ids, type_ids, probe.offsets, self.max_length)
+            self._session.logits(
+                probe.ids, type_ids, probe.offsets, self.tokenizer.pad_id, self.max_length
+            )
         except RuntimeError as exc:
             raise directory.misfit(self.max_length, exc) from None
 
     @property
     def threads(self) -> int:
-        """Pairs scored side by side (each Run itself is single-threaded)."""
+        """Intra-op threads the session runs with."""
         return int(self._session.threads)
 
     @property
@@ -146,10 +142,10 @@ class CrossEncoder:
         queries, passages = _check_pairs(pairs)
         return self._tokenize(queries, passages)
 
-    def plan(self, pairs: Sequence[Sequence[str]], batch_tokens: int | None = None) -> RunPlan:
-        """The Runs :meth:`predict` would make for ``pairs``: their order and parallelism."""
+    def plan(self, pairs: Sequence[Sequence[str]], batch_tokens: int | None = None) -> BatchPlan:
+        """The batches :meth:`predict` would run for ``pairs`` (e.g. to see padding waste)."""
         budget = check_optional_positive_int(batch_tokens, "batch_tokens") or self._batch_tokens
-        return plan_runs(self.tokenize(pairs).lengths, budget, self.threads)
+        return plan_batches(self.tokenize(pairs).lengths, budget)
 
     @overload
     def predict(
@@ -186,7 +182,7 @@ class CrossEncoder:
                 ``None`` follows the model ("none" if its config says so,
                 probabilities otherwise). For a two-logit head the logit is
                 l1 - l0, whose sigmoid is the softmax probability of class 1.
-            batch_tokens: overrides the instance's budget of tokens in flight.
+            batch_tokens: overrides the instance's padded-token budget.
             return_truncated: also return a bool array, True where a passage
                 was cut to fit ``max_length``.
 
@@ -261,7 +257,8 @@ class CrossEncoder:
         if len(batch) == 0:
             return np.zeros(0, dtype=np.float32)
         type_ids = batch.type_ids if self._session.uses_token_type_ids else None
-        return self._session.logits(batch.ids, type_ids, batch.offsets, budget)
+        pad = self.tokenizer.pad_id
+        return self._session.logits(batch.ids, type_ids, batch.offsets, pad, budget)
 
     def _tokenize(self, queries: list[str], passages: list[str]) -> TokenizedBatch:
         return self.tokenizer.encode_pairs(

@@ -199,10 +199,10 @@ class ModelTokenizer:
 
         One sequence of exactly ``max_length`` tokens whose text tokens are
         the largest id in the vocabulary, with the template's special tokens
-        and type ids, and two short ones of different lengths. A model that
-        runs them accepts every token id, type id and position this tokenizer
-        and ``max_length`` can produce (sequences run unpadded, so
-        :attr:`pad_id` never reaches the model). ``max_length`` must leave room for one
+        and type ids, and two short ones of different lengths (so one is
+        padded with :attr:`pad_id` when there is room). A model that runs
+        them accepts every token id, type id and position this tokenizer and
+        ``max_length`` can produce. ``max_length`` must leave room for one
         text token (two for a pair).
         """
         t = self._pair if pair else self._single

@@ -27,9 +27,8 @@ class CrossEncoder {
 
   // Writes one logit per sequence into out[0 .. seqs.count), in input order.
   // `ids_size` is the length of the ids array (checked against the offsets).
-  // Each sequence is its own Run (its logit depends on its tokens alone), up
-  // to session().threads() of them side by side while their summed lengths
-  // stay within `batch_tokens` (see plan_runs). Thread-safe.
+  // Sequences are sorted by length and run in batches of at most
+  // `batch_tokens` padded tokens. Thread-safe.
   void logits(const TokenSequences& seqs, std::size_t ids_size, std::size_t batch_tokens,
               float* out) const;
   std::vector<float> logits(const TokenSequences& seqs, std::size_t ids_size,

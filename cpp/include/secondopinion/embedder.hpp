@@ -32,9 +32,8 @@ class Embedder {
            Pooling pooling, bool normalize);
 
   // Writes seqs.count x dimension() floats, row i for sequence i. With
-  // `normalize` every row has unit L2 norm (a zero row stays zero). Each
-  // text is its own Run, as in CrossEncoder::logits: a vector depends on its
-  // own tokens only. Thread-safe.
+  // `normalize` every row has unit L2 norm (a zero row stays zero).
+  // Thread-safe.
   void encode(const TokenSequences& seqs, std::size_t ids_size, std::size_t batch_tokens,
               float* out) const;
   std::vector<float> encode(const TokenSequences& seqs, std::size_t ids_size,
@@ -48,9 +47,6 @@ class Embedder {
   bool normalize() const { return normalize_; }
 
  private:
-  // Pools one text's token states [len, dimension()] into `dst` (and normalises).
-  void pool(const float* states, std::size_t len, float* dst) const;
-
   Session session_;
   std::string output_name_;
   std::size_t dimension_ = 0;

@@ -1,6 +1,5 @@
 // An ONNX Runtime session for a BERT-style encoder, configured for CPU
-// inference of variable-length sequences, one sequence per Run (why: see
-// batching.hpp).
+// inference of variable-length batches.
 //
 // The session checks the graph once at load (inputs input_ids and
 // attention_mask, optionally token_type_ids, all int64) so that a wrong file
@@ -12,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,20 +27,18 @@ struct ExternalInitializer {
 };
 
 struct SessionConfig {
-  // Sequences run side by side, each as its own Run; 0 means
-  // default_thread_count(). Inside ONNX Runtime every Run is single-threaded
-  // (intra-op and inter-op threads 1), so a sequence's output never depends on
-  // this number: the same ops run on the same shapes in the same order.
+  // Intra-op threads; 0 means default_thread_count(). Inter-op is always 1:
+  // an encoder is a chain of ops with nothing to run side by side.
   int threads = 0;
   // The CPU arena (ONNX Runtime's BFC allocator) keeps freed blocks for the
-  // next Run. Without it every Run's activations come fresh from malloc,
+  // next batch. Without it every batch's activations come fresh from malloc,
   // i.e. from mmap for blocks this large, and page faults on first touch made
-  // a length-sorted call 1.5-2x slower. It grows to the peak of the Runs in
-  // flight at once (bounded by batch_tokens) and stays there: measured flat
-  // RSS over 10,000 calls with mixed shapes (tests/test_rerank.py checks 2,000).
+  // a length-sorted call 1.5-2x slower. It grows to the peak of the largest
+  // batch (bounded by batch_tokens) and stays there: measured flat RSS over
+  // 10,000 calls with mixed shapes (tests/test_rerank.py checks 2,000).
   bool cpu_mem_arena = true;
   // Memory patterns plan one block per input shape and cache the plan keyed
-  // by shape; with a new sequence length at nearly every Run the plans do not
+  // by shape; with a new (rows, width) at nearly every batch the plans do not
   // get reused and the cache only grows (RSS crept up ~0.1 MiB per 1,000
   // calls in our measurement, for no speed gain). Off.
   bool memory_pattern = false;
@@ -74,27 +70,25 @@ class Session {
   // The output called `name`, or nullptr.
   const OutputInfo* find_output(const std::string& name) const;
 
-  // The plan a call with this budget follows: plan_runs(seqs, batch_tokens, threads()).
-  RunPlan plan(const TokenSequences& seqs, std::size_t batch_tokens) const;
+  // Runs one padded batch and returns the output `output_name` (float32).
+  // Thread-safe. Throws std::runtime_error naming the model on failure.
+  Ort::Value run(PaddedBatch& batch, const std::string& output_name) const;
 
-  // Runs every sequence of `plan` as its own Run ([1, length] inputs, no
-  // padding), plan.parallel Runs at a time (the caller's thread and
-  // plan.parallel - 1 more), and passes each sequence's index and its output
-  // `output_name` (float32) to `consume`. `consume` is called from several
-  // threads at once, for different sequences. The first exception thrown
-  // (by a Run or by `consume`) stops the workers taking more sequences and is
-  // rethrown here once they have all stopped. Thread-safe. A failed Run throws
-  // std::runtime_error naming the model.
-  using Consume = std::function<void(std::size_t seq, const Ort::Value& output)>;
-  void run_all(const TokenSequences& seqs, const RunPlan& plan, const std::string& output_name,
-               const Consume& consume) const;
+  // Runs every batch of `plan`, in order, passing each batch and its output to
+  // consume(const Batch&, const Ort::Value&).
+  template <class Consume>
+  void run_plan(const TokenSequences& seqs, const BatchPlan& plan, const std::string& output_name,
+                Consume&& consume) const {
+    PaddedBatch padded;
+    for (const Batch& batch : plan.batches) {
+      pad_batch(seqs, plan, batch, padded);
+      Ort::Value output = run(padded, output_name);
+      consume(batch, output);
+    }
+  }
 
  private:
   void inspect_graph();
-  // Runs sequence `seq` alone; `ones` and `zeros` are the worker's scratch
-  // buffers for the attention mask and absent token type ids.
-  Ort::Value run_one(const TokenSequences& seqs, std::size_t seq, const std::string& output_name,
-                     std::vector<std::int64_t>& ones, std::vector<std::int64_t>& zeros) const;
 
   std::string model_path_;
   int threads_ = 1;
